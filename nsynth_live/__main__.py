@@ -1,0 +1,5 @@
+import sys
+
+from nsynth_live.cli import main
+
+sys.exit(main())

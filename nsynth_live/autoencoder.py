@@ -1,0 +1,89 @@
+"""The NSynth WaveNet autoencoder: mu-law input, non-causal encoder, conditioned causal decoder."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nsynth_live import mulaw
+from nsynth_live.configs import ModelConfig
+from nsynth_live.decoder import Decoder
+from nsynth_live.encoder import Encoder
+
+
+class WaveNetAutoencoder(nn.Module):
+    """Encoder and decoder of one config, trained end to end on next-sample prediction.
+
+    Args:
+        cfg: model config.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+
+    def _network_input(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, T] waveform -> (mu-law classes [B, T], network input [B, T] in the model's dtype)."""
+        if audio.dim() != 2:
+            raise ValueError(f"audio must be [B, T], got shape {tuple(audio.shape)}")
+        classes = mulaw.encode(audio)
+        return classes, mulaw.to_input(classes).to(self.decoder.start.weight.dtype)
+
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        """Embedding frames of a waveform.
+
+        Args:
+            audio: [B, T] float in [-1, 1]; T a positive multiple of ``cfg.hop``.
+
+        Returns:
+            [B, bottleneck, T // hop].
+        """
+        return self.encoder(self._network_input(audio)[1])
+
+    def decode_logits(
+        self, audio: torch.Tensor, embedding: torch.Tensor, pitch: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Teacher-forced decoder logits of ``audio`` under an embedding.
+
+        Args:
+            audio: [B, T] float in [-1, 1].
+            embedding: [B, bottleneck, F] with F * hop >= T.
+            pitch: [B] MIDI notes 0..127 (None without pitch conditioning).
+
+        Returns:
+            logits [B, 256, T]; the logit at t predicts the class of audio[:, t].
+        """
+        return self.decoder(self._network_input(audio)[1], embedding, pitch)
+
+    def forward(self, audio: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        """Reconstruction logits: encode the audio, then decode it teacher-forced.
+
+        Args:
+            audio: [B, T] float in [-1, 1]; T a positive multiple of ``cfg.hop``.
+            pitch: [B] MIDI notes 0..127 (None without pitch conditioning).
+
+        Returns:
+            logits [B, 256, T].
+        """
+        x = self._network_input(audio)[1]
+        return self.decoder(x, self.encoder(x), pitch)
+
+    def loss(self, audio: torch.Tensor, pitch: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean softmax cross-entropy of the reconstruction.
+
+        Args:
+            audio: [B, T] float in [-1, 1]; T a positive multiple of ``cfg.hop``.
+            pitch: [B] MIDI notes 0..127 (None without pitch conditioning).
+
+        Returns:
+            (nats per sample, bits per sample), scalar tensors; the first is what to optimise.
+        """
+        classes, x = self._network_input(audio)
+        logits = self.decoder(x, self.encoder(x), pitch)
+        nats = F.cross_entropy(logits.float(), classes)
+        return nats, nats / math.log(2.0)

@@ -1,0 +1,56 @@
+"""The ``nsynth-live`` command: a thin argparse front over library functions.
+
+Each subcommand lives in its own module of this package with ``register(subparsers)``; heavy
+imports (torch, onnxruntime) happen inside the handlers so ``--help`` is instant and host
+commands never pull in torch. A :class:`~nsynth_live.errors.UserError` becomes one line on
+stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from nsynth_live import __version__
+from nsynth_live.errors import UserError
+
+# Modules that register subcommands, in the order they appear in --help. A module is listed
+# here only once its subcommands are implemented.
+COMMAND_MODULES = [
+    "nsynth_live.cli.dataset",
+    "nsynth_live.cli.train",
+    "nsynth_live.cli.evaluate",
+    "nsynth_live.cli.bench",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nsynth-live",
+        description="The NSynth WaveNet autoencoder as an instrument: build data, train, export, "
+        "play live from MIDI/OSC and render sample banks.",
+    )
+    parser.add_argument("--version", action="version", version=f"nsynth-live {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except UserError as err:
+        print(f"nsynth-live {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nsynth-live {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

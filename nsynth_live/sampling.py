@@ -1,0 +1,86 @@
+"""The one sampling rule of every generator and engine, and its noise (numpy only, no torch).
+
+Inverse-CDF sampling of a 256-way softmax with a temperature, as a function of (logits, u):
+
+1. ``z = float32(logits) / float32(temperature)``; ``z -= max(z)``
+2. ``p = float32(exp(float64(z)))`` (unnormalised; exp in float64 and rounded, so that libraries
+   whose float32 ``exp`` differ by an ulp still agree)
+3. ``cdf[j] = float32(p[0] + ... + p[j])``, summed left to right in float64
+4. ``class = #{j : cdf[j] < float32(u) * cdf[255]}``: the first class whose cdf reaches the
+   threshold, so class j is drawn for thresholds in (cdf[j-1], cdf[j]] and a class without mass
+   never is, even where float32(u) rounds up to 1 (the count is then the last class with mass;
+   counting ``<=`` would return 256 there, once in ~2**25 samples)
+
+Every step is exactly rounded IEEE arithmetic, so numpy, torch and a compiled engine agree bit for
+bit on the same float32 logits; engines whose logits differ in the last bits disagree only where
+the threshold falls within that difference of a class boundary (a near-tie).
+
+The noise ``u`` for voice ``b`` is the float64 stream of ``np.random.default_rng([seed, b])``, one
+number per sample, so a voice's samples do not depend on which other voices share its batch, and
+drawing the stream in blocks gives the same numbers as drawing it at once.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def check_temperature(temperature: float) -> None:
+    """Raise ValueError unless the temperature is a finite number > 0."""
+    ok = isinstance(temperature, numbers.Real) and not isinstance(temperature, bool)
+    if not (ok and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+
+
+class NoiseStream:
+    """Per-voice uniform noise in [0, 1), drawn block by block.
+
+    Args:
+        seed: non-negative integer seed of the whole render.
+        voices: voice ids (non-negative integers); voice ``b`` uses ``default_rng([seed, b])``.
+    """
+
+    def __init__(self, seed: int, voices: Sequence[int]):
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self._rngs = [np.random.default_rng([int(seed), int(v)]) for v in voices]
+
+    def draw(self, n: int) -> np.ndarray:
+        """The next ``n`` numbers of every voice: float64 [voices, n]."""
+        out = np.empty((len(self._rngs), n), dtype=np.float64)
+        for row, rng in zip(out, self._rngs):
+            rng.random(out=row)
+        return out
+
+
+def voice_noise(seed: int, n_voices: int, n_samples: int) -> np.ndarray:
+    """The first ``n_samples`` numbers of voices 0 .. n_voices - 1: float64 [n_voices, n_samples]."""
+    return NoiseStream(seed, range(n_voices)).draw(n_samples)
+
+
+def sample_classes(logits: np.ndarray, u: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Draw one class per row by the inverse CDF (the rule in the module docstring).
+
+    Args:
+        logits: [B, 256] (used as float32).
+        u: [B] uniform numbers in [0, 1) (float64, from :class:`NoiseStream`).
+        temperature: > 0; towards 0 the draw approaches the argmax.
+
+    Returns:
+        int64 classes [B] in 0..255.
+    """
+    check_temperature(temperature)
+    logits = np.asarray(logits, dtype=np.float32)
+    u = np.asarray(u, dtype=np.float64)
+    if logits.ndim != 2 or u.shape != logits.shape[:1]:
+        raise ValueError(f"expected logits [B, C] and u [B], got {logits.shape} and {u.shape}")
+    z = logits / np.float32(temperature)
+    z = z - z.max(axis=-1, keepdims=True)
+    p = np.exp(z.astype(np.float64)).astype(np.float32)
+    cdf = np.cumsum(p, axis=-1, dtype=np.float64).astype(np.float32)
+    threshold = u.astype(np.float32) * cdf[:, -1]
+    return (cdf < threshold[:, None]).sum(axis=-1).astype(np.int64)

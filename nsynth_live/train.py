@@ -1,0 +1,478 @@
+"""Training loop for the WaveNet autoencoder: laptop CPU to multi-node torchrun.
+
+One process per device (``distributed.init``). Every step draws a global batch of
+``batch_size * world`` random crops; rank r trains on its slice, DDP averages the gradients, and
+rank 0 alone writes metrics and checkpoints. Everything that decides a step — the epoch's
+permutation, each crop's offset, the optimizer, the EMA, the learning-rate schedule — is either
+saved in the checkpoint or a pure function of (seed, epoch, index), so ``--resume`` continues the
+very run that was interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nsynth_live import checkpoint as ckpt_io
+from nsynth_live import distributed, mulaw
+from nsynth_live.configs import ModelConfig, get_config
+from nsynth_live.ema import EMA
+from nsynth_live.errors import UserError
+from nsynth_live.schedule import lr_at, paper_schedule
+
+LN2 = math.log(2.0)
+
+
+@dataclass
+class TrainSettings:
+    """Everything a run needs besides the model config; saved in each checkpoint."""
+
+    config: str = "live"
+    data: str = ""
+    out: str = ""
+    steps: int = 200_000
+    batch_size: int = 8
+    crop: int = 6144
+    lr: float = 2e-4
+    schedule_steps: int | None = None  # the length the paper schedule is stretched to (default: steps)
+    clip: float = 1.0
+    ema_decay: float = 0.9999
+    seed: int = 0
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    compile: bool = False
+    checkpoint_every: int = 500
+    valid_every: int = 500
+    valid_notes: int = 64
+    log_every: int = 10
+    workers: int = 0
+    threads: int | None = None
+    device: str = "auto"
+    families: list[str] | None = None
+    sources: list[str] | None = None
+    pitches: list[int] | None = None  # [lo, hi] inclusive
+    velocities: list[int] | None = None
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainSettings":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class _EpochKeyed(torch.utils.data.Dataset):
+    """Indexes a crop dataset by (epoch, index) so random crops are a pure function of the key,
+    whichever worker process loads them."""
+
+    def __init__(self, dataset: Any):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        epoch, index = key
+        self.dataset.set_epoch(epoch)
+        return self.dataset[index]
+
+
+class ResumableSampler(torch.utils.data.Sampler):
+    """Yields ``(epoch, index)`` keys of this rank's share of each global batch, forever.
+
+    The epoch's order is ``default_rng([seed, epoch]).permutation(n)``; a global batch is
+    ``world * batch_size`` consecutive entries (an incomplete tail is dropped), of which rank r
+    takes the r-th ``batch_size``. ``epoch`` and ``position`` (global entries consumed) are the
+    whole state.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        if n < batch_size * world:
+            raise UserError(
+                f"the training split has {n} notes, fewer than one global batch "
+                f"({batch_size} x {world} ranks)"
+            )
+        self.n, self.batch_size, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
+        self.epoch = 0
+        self.position = 0
+
+    def __len__(self) -> int:  # pragma: no cover - infinite sampler; len is per epoch
+        return (self.n // (self.batch_size * self.world)) * self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        glob = self.batch_size * self.world
+        while True:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+            while self.position + glob <= self.n:
+                start = self.position + self.rank * self.batch_size
+                batch = order[start : start + self.batch_size]
+                self.position += glob
+                for i in batch:
+                    yield (self.epoch, int(i))
+            self.epoch += 1
+            self.position = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+
+
+def _filters(s: TrainSettings) -> dict[str, Any]:
+    return {
+        "families": s.families,
+        "sources": s.sources,
+        "pitches": tuple(s.pitches) if s.pitches else None,
+        "velocities": s.velocities,
+    }
+
+
+def _open_split(s: TrainSettings, split: str, random_crop: bool) -> Any:
+    from nsynth_live.nsynth import NSynthDataset
+
+    return NSynthDataset(
+        s.data, split=split, crop=s.crop, random_crop=random_crop, seed=s.seed, **_filters(s)
+    )
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def nll_bits(logits: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy in bits per sample.
+
+    Args:
+        logits: [B, 256, T] (any float dtype; computed in fp32).
+        audio: [B, T] waveform whose mu-law classes are the targets.
+    """
+    return F.cross_entropy(logits.float(), mulaw.encode(audio)) / LN2
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+class Trainer:
+    """Owns the model, optimizer, EMA, data position and run folder of one training run.
+
+    Args:
+        settings: what to train and how.
+        resume: continue from ``settings.out/checkpoint.pt`` (settings other than ``steps`` come
+            from the checkpoint).
+    """
+
+    def __init__(self, settings: TrainSettings, resume: bool = False):
+        self.dist = distributed.init(settings.device)
+        self.out = Path(settings.out)
+        ckpt = None
+        if resume:
+            ckpt = ckpt_io.load_checkpoint(self.out / "checkpoint.pt")
+            saved = TrainSettings.from_dict(ckpt["settings"])
+            # A resumed run may be extended (more steps) or moved (data path); nothing else.
+            saved.steps, saved.data, saved.out = settings.steps, settings.data or saved.data, settings.out
+            saved.progress = settings.progress
+            settings = saved
+        elif (self.out / "checkpoint.pt").exists():
+            raise UserError(f"{self.out}: already holds a checkpoint; pass --resume or another --out")
+        self.s = settings
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        torch.manual_seed(settings.seed)
+
+        self.cfg: ModelConfig = get_config(settings.config) if ckpt is None else ModelConfig.from_dict(ckpt["config"])
+        from nsynth_live.autoencoder import WaveNetAutoencoder
+
+        self.model = WaveNetAutoencoder(self.cfg).to(self.dist.device)
+        self.ema = EMA(self.model, settings.ema_decay)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=settings.lr)
+        self.schedule = paper_schedule(settings.schedule_steps or settings.steps, settings.lr)
+        self.step = 0
+        self.precision = self._pick_precision(settings.precision)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
+
+        self.train_set = _EpochKeyed(_open_split(settings, "train", random_crop=True))
+        self.sampler = ResumableSampler(
+            len(self.train_set), settings.batch_size, settings.seed, self.dist.rank, self.dist.world
+        )
+        self.valid_set = self._open_valid()
+        if ckpt is not None:
+            self._restore(ckpt)
+
+        net: torch.nn.Module = self.model
+        if self.dist.enabled:
+            net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.dist.device] if self.dist.device.type == "cuda" else None
+            )
+        self.net = torch.compile(net) if settings.compile else net
+        self._stop = False
+
+    # -- setup helpers
+
+    def _pick_precision(self, p: str) -> str:
+        if p not in ("auto", "fp32", "bf16", "fp16"):
+            raise UserError(f"precision {p!r}: expected auto, fp32, bf16 or fp16")
+        if p == "auto":
+            if self.dist.device.type == "cuda":
+                return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            return "fp32"
+        if p == "fp16" and self.dist.device.type != "cuda":
+            raise UserError("precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
+        return p
+
+    def _open_valid(self) -> Any | None:
+        try:
+            ds = _open_split(self.s, "valid", random_crop=False)
+        except UserError:
+            return None
+        return ds if len(ds) else None
+
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.ema.load_state_dict(ckpt["ema"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.sampler.load_state_dict(ckpt["data"])
+        self.step = int(ckpt["step"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+
+    # -- checkpoints and metrics (rank 0)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": ckpt_io.FORMAT,
+            "version": ckpt_io.VERSION,
+            "config": self.cfg.to_dict(),
+            "settings": asdict(self.s),
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "data": self.sampler.state_dict(),
+            "rng": {"torch": torch.get_rng_state()},
+        }
+
+    def save(self) -> None:
+        if self.dist.is_main:
+            ckpt_io.atomic_save(self.state(), self.out / "checkpoint.pt")
+        distributed.barrier(self.dist)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for k, v in record.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self._tb.add_scalar(k, v, record["step"])
+
+    def _trim_metrics(self) -> None:
+        """Drop records from after the checkpoint we resume from (they will be redone)."""
+        path = self.out / "metrics.jsonl"
+        if not self.dist.is_main or not path.exists():
+            return
+        kept = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(ln + "\n" for ln in kept))
+        os.replace(tmp, path)
+
+    # -- the loop
+
+    def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        loader = torch.utils.data.DataLoader(
+            self.train_set,
+            batch_size=self.s.batch_size,
+            sampler=self.sampler,
+            num_workers=self.s.workers,
+            # The sampler advances its position as keys are drawn; with workers prefetching ahead
+            # the position would run past the step being trained, so resume state is taken from
+            # the step counter instead (see _sampler_state_at).
+        )
+        return iter(loader)
+
+    def _autocast(self):
+        if self.precision == "fp32":
+            return torch.autocast(self.dist.device.type, enabled=False)
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.dist.device.type, dtype=dtype)
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> float:
+        """One optimizer step on this rank's batch; returns the batch loss in bits/sample."""
+        audio = batch["audio"].to(self.dist.device, non_blocking=True)
+        pitch = batch["pitch"].to(self.dist.device, non_blocking=True) if self.cfg.pitch_conditioning else None
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(self.schedule, self.step)
+        self.opt.zero_grad(set_to_none=True)
+        with self._autocast():
+            logits = self.net(audio, pitch)
+        loss = nll_bits(logits, audio)
+        self.scaler.scale(loss * LN2).backward()  # optimise nats, as the reference does
+        self.scaler.unscale_(self.opt)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.ema.update(self.model)
+        self.step += 1
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def validate(self) -> float | None:
+        """Validation NLL (bits/sample) of the EMA weights on centred crops of the valid split."""
+        if self.valid_set is None:
+            return None
+        n = min(self.s.valid_notes, len(self.valid_set))
+        # Spread the fixed subset over the split so it covers instruments and pitches.
+        idx = np.linspace(0, len(self.valid_set) - 1, n).round().astype(int)
+        live = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(self.ema.shadow)
+        self.model.eval()
+        total, count = 0.0, 0
+        try:
+            for chunk in np.array_split(idx, max(1, math.ceil(n / self.s.batch_size))):
+                items = [self.valid_set[int(i)] for i in chunk]
+                audio = torch.stack([it["audio"] for it in items]).to(self.dist.device)
+                pitch = torch.stack([it["pitch"] for it in items]).to(self.dist.device)
+                with self._autocast():
+                    logits = self.model(audio, pitch if self.cfg.pitch_conditioning else None)
+                total += float(nll_bits(logits, audio)) * len(items)
+                count += len(items)
+        finally:
+            self.model.load_state_dict(live)
+            self.model.train()
+        return total / count
+
+    def _install_signal_handlers(self) -> None:
+        def handler(signum, frame):  # noqa: ARG001 - signal API
+            if self._stop:  # a second Ctrl-C: stop now, the last checkpoint stays
+                raise KeyboardInterrupt
+            self._stop = True
+
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+    def fit(self) -> dict[str, Any]:
+        """Train until ``settings.steps``; returns the last metrics."""
+        s = self.s
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "settings.json").write_text(json.dumps(asdict(s), indent=2) + "\n")
+            (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+        self._trim_metrics()
+        self._tb = _tensorboard(self.out) if self.dist.is_main else None
+        self._install_signal_handlers()
+        bar = _progress(s, self.step, enabled=s.progress and self.dist.is_main)
+        self.model.train()
+        last: dict[str, Any] = {}
+        window_t, window_steps, window_loss = time.perf_counter(), 0, 0.0
+        # The sampler's state at the step being trained is what a checkpoint must hold; with
+        # prefetching workers the live sampler runs ahead, so track it per step instead.
+        data_state = self.sampler.state_dict()
+        it = self._batches()
+        try:
+            while self.step < s.steps:
+                batch = next(it)
+                data_state = _advance(data_state, self.sampler)
+                loss = self.train_step(batch)
+                window_loss += loss
+                window_steps += 1
+                if bar is not None:
+                    bar.update(1)
+                if self.step % s.log_every == 0 or self.step == s.steps:
+                    dt = time.perf_counter() - window_t
+                    sps = window_steps / dt if dt > 0 else 0.0
+                    last = {
+                        "step": self.step,
+                        "loss_bits": window_loss / window_steps,
+                        "lr": lr_at(self.schedule, self.step - 1),
+                        "steps_per_s": sps,
+                        "samples_per_s": sps * s.batch_size * s.crop * self.dist.world,
+                        "time": time.time(),
+                    }
+                    self._log(last)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{last['loss_bits']:.3f}b", sps=f"{sps:.2f}")
+                    window_t, window_steps, window_loss = time.perf_counter(), 0, 0.0
+                if self.step % s.valid_every == 0 or self.step == s.steps:
+                    v = self.validate()
+                    if v is not None:
+                        self._log({"step": self.step, "valid_bits": v})
+                stop = distributed.broadcast_flag(self.dist, self._stop)
+                if self.step % s.checkpoint_every == 0 or self.step == s.steps or stop:
+                    self._checkpoint(data_state)
+                if stop:
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+            if self._tb is not None:
+                self._tb.close()
+        return last
+
+    def _checkpoint(self, data_state: dict[str, int]) -> None:
+        live = self.sampler.state_dict()
+        self.sampler.load_state_dict(data_state)
+        try:
+            self.save()
+        finally:
+            self.sampler.load_state_dict(live)
+        if self.dist.enabled:
+            prints = distributed.gather_fingerprints(self.dist, self.model)
+            self._log({"step": self.step, "rank_fingerprints": prints, "ranks_in_sync": len(set(prints)) == 1})
+        if self.dist.is_main:
+            try:
+                from nsynth_live.plots import plot_training_curve
+
+                plot_training_curve(self.out / "metrics.jsonl", self.out / "curve.png")
+            except ImportError:
+                pass
+
+    def close(self) -> None:
+        distributed.shutdown(self.dist)
+
+
+def _advance(state: dict[str, int], sampler: ResumableSampler) -> dict[str, int]:
+    """The sampler state after one more global batch, starting from ``state``."""
+    glob = sampler.batch_size * sampler.world
+    epoch, pos = state["epoch"], state["position"] + glob
+    if pos + glob > sampler.n:  # the next batch would not fit: the next epoch starts
+        epoch, pos = epoch + 1, 0
+    return {"epoch": epoch, "position": pos}
+
+
+def _progress(s: TrainSettings, start: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=s.steps, initial=start, unit="step", dynamic_ncols=True, mininterval=1.0)
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard not installed: JSONL only
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+def train(settings: TrainSettings, resume: bool = False) -> dict[str, Any]:
+    """Run (or resume) training; returns the last logged metrics."""
+    trainer = Trainer(settings, resume=resume)
+    try:
+        return trainer.fit()
+    finally:
+        trainer.close()

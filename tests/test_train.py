@@ -1,0 +1,212 @@
+"""The trainer: overfitting, exact resume, DDP sync, crash-safe checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nsynth_live import checkpoint as ckpt_io
+from nsynth_live.train import ResumableSampler, TrainSettings, Trainer, _advance, train
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def settings(data: Path, out: Path, **kw) -> TrainSettings:
+    base = dict(
+        config="tiny", data=str(data), out=str(out), steps=6, batch_size=2, crop=1024, lr=1e-3,
+        checkpoint_every=1000, valid_every=1000, log_every=1, progress=False, threads=1,
+    )
+    base.update(kw)
+    return TrainSettings(**base)
+
+
+def losses(run: Path) -> list[tuple[int, float]]:
+    recs = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r["loss_bits"]) for r in recs if "loss_bits" in r]
+
+
+# ------------------------------------------------------------------ sampler
+
+
+def test_sampler_covers_epoch_and_shards_ranks():
+    n, bs, world = 23, 2, 3
+    per_rank = []
+    for rank in range(world):
+        s = ResumableSampler(n, bs, seed=5, rank=rank, world=world)
+        it = iter(s)
+        per_rank.append([next(it) for _ in range(2 * (n // (bs * world)) * bs)])
+    epoch0 = [k for keys in per_rank for k in keys if k[0] == 0]
+    idx = [i for _, i in epoch0]
+    assert len(idx) == len(set(idx)) == (n // (bs * world)) * bs * world  # disjoint, tail dropped
+    assert {k[0] for keys in per_rank for k in keys} == {0, 1}
+
+
+def test_sampler_resume_continues_the_same_stream():
+    s = ResumableSampler(17, 3, seed=1)
+    it = iter(s)
+    straight = [next(it) for _ in range(40)]
+    state = {"epoch": 0, "position": 0}
+    for _ in range(4):  # 4 batches consumed
+        state = _advance(state, s)
+    r = ResumableSampler(17, 3, seed=1)
+    r.load_state_dict(state)
+    it2 = iter(r)
+    assert [next(it2) for _ in range(28)] == straight[12:40]
+
+
+# ------------------------------------------------------------------ training
+
+
+@pytest.mark.slow
+def test_tiny_overfits_a_handful_of_notes(nsynth_tiny, tmp_path):
+    out = tmp_path / "run"
+    # Four notes, crops repeat often: the model must memorise them.
+    s = settings(nsynth_tiny, out, steps=400, schedule_steps=100_000, batch_size=4, crop=2048,
+                 lr=3e-3, pitches=[60, 61], log_every=10, valid_every=400)
+    train(s)
+    ls = [l for _, l in losses(out)]
+    assert ls[0] > 7.5  # an untrained softmax over 256 classes: ~8 bits
+    assert np.mean(ls[-3:]) < 0.6 * ls[0], ls
+    recs = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any("valid_bits" in r for r in recs)
+    assert (out / "curve.png").stat().st_size > 1000
+
+
+def test_resume_equals_straight_run(nsynth_tiny, tmp_path):
+    n = 4
+    straight = tmp_path / "straight"
+    train(settings(nsynth_tiny, straight, steps=2 * n, schedule_steps=2 * n))
+    split = tmp_path / "split"
+    train(settings(nsynth_tiny, split, steps=n, schedule_steps=2 * n))
+    mid = ckpt_io.load_checkpoint(split)
+    assert mid["step"] == n
+    train(settings(nsynth_tiny, split, steps=2 * n), resume=True)
+
+    a, b = ckpt_io.load_checkpoint(straight), ckpt_io.load_checkpoint(split)
+    assert a["step"] == b["step"] == 2 * n
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(a["ema"]["shadow"][k], b["ema"]["shadow"][k], rtol=1e-6, atol=1e-7)
+    assert a["data"] == b["data"]
+    la, lb = losses(straight), losses(split)
+    assert [s for s, _ in la] == [s for s, _ in lb] == list(range(1, 2 * n + 1))
+    np.testing.assert_allclose([l for _, l in la], [l for _, l in lb], rtol=1e-6)
+    # The optimizer really was restored: a fresh Adam would take different steps.
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    for k in sa:
+        torch.testing.assert_close(sa[k]["exp_avg_sq"], sb[k]["exp_avg_sq"], rtol=1e-6, atol=1e-12)
+
+
+def test_refuses_to_overwrite_a_run(nsynth_tiny, tmp_path):
+    from nsynth_live.errors import UserError
+
+    out = tmp_path / "run"
+    train(settings(nsynth_tiny, out, steps=1))
+    with pytest.raises(UserError, match="already holds a checkpoint"):
+        Trainer(settings(nsynth_tiny, out, steps=2))
+
+
+@pytest.mark.slow
+def test_two_ranks_under_torchrun_stay_in_sync(nsynth_tiny, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [
+        str(VENV_BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", "29533", "--no-python",
+        str(VENV_BIN / "nsynth-live"), "train", "--config", "tiny", "--data", str(nsynth_tiny),
+        "--out", str(out), "--steps", "6", "--batch-size", "2", "--crop", "1024", "--lr", "1e-3",
+        "--checkpoint-every", "3", "--log-every", "1", "--threads", "1", "--no-progress",
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    recs = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    checks = [r for r in recs if "rank_fingerprints" in r]
+    assert [r["step"] for r in checks] == [3, 6]
+    for r in checks:
+        assert len(r["rank_fingerprints"]) == 2 and r["ranks_in_sync"], r
+    # Rank 0 alone wrote: one record per logged step, not two.
+    assert [r["step"] for r in recs if "loss_bits" in r] == [1, 2, 3, 4, 5, 6]
+    # Parameters moved (the fingerprint after 6 steps differs from after 3).
+    assert checks[0]["rank_fingerprints"][0] != checks[1]["rank_fingerprints"][0]
+
+
+# ------------------------------------------------------------------ crash safety
+
+_SLOW_SAVE = """
+import sys, torch
+from nsynth_live.checkpoint import atomic_save
+big = {"format": "nsynth-live-checkpoint", "version": 1, "step": 2,
+       "w": torch.ones(int(sys.argv[2]), dtype=torch.float32)}
+print("writing", flush=True)
+atomic_save(big, sys.argv[1])
+"""
+
+
+def test_sigkill_while_writing_leaves_previous_checkpoint(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    ckpt_io.atomic_save({"format": ckpt_io.FORMAT, "version": ckpt_io.VERSION, "step": 1}, path)
+    # A 1.6 GB tensor takes long enough to write that SIGKILL lands mid-write.
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_SAVE, str(path), str(400_000_000)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        tmps = list(tmp_path.glob(".checkpoint.pt.*.tmp"))
+        if tmps and tmps[0].stat().st_size > 1_000_000:
+            break
+        time.sleep(0.005)
+    else:
+        pytest.fail("the writer never started its temporary file")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt_io.load_checkpoint(path)["step"] == 1
+    # The torn temporary file is never mistaken for a checkpoint.
+    assert list(tmp_path.glob("checkpoint.pt")) == [path]
+
+
+@pytest.mark.slow
+def test_trainer_killed_repeatedly_always_leaves_a_loadable_checkpoint(nsynth_tiny, tmp_path):
+    out = tmp_path / "run"
+    cmd = [str(VENV_BIN / "nsynth-live"), "train", "--config", "tiny", "--data", str(nsynth_tiny),
+           "--out", str(out), "--steps", "100000", "--batch-size", "1", "--crop", "512",
+           "--checkpoint-every", "1", "--valid-every", "100000", "--threads", "1", "--no-progress"]
+    rng = np.random.default_rng(0)
+    steps = []
+    for attempt in range(4):
+        proc = subprocess.Popen(cmd + (["--resume"] if attempt else []), stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+        while not (out / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.5 + rng.uniform(0, 1.0))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        steps.append(ckpt_io.load_checkpoint(out)["step"])
+    assert all(s >= 1 for s in steps) and steps == sorted(steps)
+
+
+def test_sigterm_writes_a_final_checkpoint(nsynth_tiny, tmp_path):
+    out = tmp_path / "run"
+    cmd = [str(VENV_BIN / "nsynth-live"), "train", "--config", "tiny", "--data", str(nsynth_tiny),
+           "--out", str(out), "--steps", "100000", "--batch-size", "1", "--crop", "512",
+           "--checkpoint-every", "100000", "--valid-every", "100000", "--log-every", "1",
+           "--threads", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        m = out / "metrics.jsonl"
+        if m.exists() and len(m.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    ck = ckpt_io.load_checkpoint(out)
+    assert ck["step"] >= 3
+    assert ck["step"] == max(s for s, _ in losses(out))
