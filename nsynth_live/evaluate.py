@@ -168,7 +168,7 @@ def evaluate(
     bar.close()
 
     summary = summarise(results)
-    summary.update({"model": str(model_path), "config": cfg.name, "split": split, "seconds": n_samples / SAMPLE_RATE,
+    summary.update({"model_path": str(model_path), "config": cfg.name, "split": split, "seconds": n_samples / SAMPLE_RATE,
                     "seed": seed, "temperature": temperature, "notes": [asdict(r) for r in results]})
     tmp = out / ".results.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2) + "\n")

@@ -17,7 +17,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ class TrainSettings:
     clip: float = 1.0
     ema_decay: float = 0.9999
     seed: int = 0
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    precision: str = "auto"  # auto (bf16 where native, fp16 on old GPUs, else fp32) | fp32 | bf16 | fp16
     compile: bool = False
     checkpoint_every: int = 500
     valid_every: int = 500
@@ -164,6 +164,43 @@ def nll_bits(logits: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- trainer
 
 
+# Settings a resumed run may change: they alter speed, length or bookkeeping, not the run's math.
+RESUME_OVERRIDABLE = frozenset({
+    "steps", "data", "out", "threads", "workers", "progress", "compile", "precision", "device",
+    "checkpoint_every", "valid_every", "log_every", "valid_notes",
+})
+
+
+def _get(settings: TrainSettings | Mapping[str, Any], key: str, default: Any) -> Any:
+    return getattr(settings, key, default) if isinstance(settings, TrainSettings) else settings.get(key, default)
+
+
+def _resolve_settings(settings: TrainSettings | Mapping[str, Any], resume: bool) -> TrainSettings:
+    """The run's settings: as given for a new run; for ``resume``, the checkpoint's, with the
+    given values of :data:`RESUME_OVERRIDABLE` applied and any other change refused."""
+    given = asdict(settings) if isinstance(settings, TrainSettings) else dict(settings)
+    if not given.get("out"):
+        raise UserError("--out RUN is required")
+    if not resume:
+        if not given.get("data"):
+            raise UserError("--data DIR is required")
+        return TrainSettings.from_dict(given)
+    saved = TrainSettings.from_dict(ckpt_io.load_checkpoint(Path(given["out"]) / "checkpoint.pt")["settings"])
+    if isinstance(settings, TrainSettings):  # a full settings object: only the overridable part counts
+        given = {k: v for k, v in given.items() if k in RESUME_OVERRIDABLE}
+    merged = asdict(saved)
+    for key, value in given.items():
+        if key in RESUME_OVERRIDABLE:
+            if value not in (None, "") or key == "threads":
+                merged[key] = value
+        elif value != merged.get(key):
+            raise UserError(
+                f"--{key.replace('_', '-')} cannot change on --resume (the run has {merged.get(key)!r}, "
+                f"got {value!r}); start a new --out instead"
+            )
+    return TrainSettings.from_dict(merged)
+
+
 class Trainer:
     """Owns the model, optimizer, EMA, data position and run folder of one training run.
 
@@ -173,25 +210,23 @@ class Trainer:
             from the checkpoint).
     """
 
-    def __init__(self, settings: TrainSettings, resume: bool = False):
-        self.dist = distributed.init(settings.device)
+    def __init__(self, settings: TrainSettings | Mapping[str, Any], resume: bool = False):
+        self.dist = distributed.init(_get(settings, "device", "auto"))
+        settings = _resolve_settings(settings, resume)
         self.out = Path(settings.out)
-        ckpt = None
-        if resume:
-            ckpt = ckpt_io.load_checkpoint(self.out / "checkpoint.pt")
-            saved = TrainSettings.from_dict(ckpt["settings"])
-            # A resumed run may be extended (more steps) or moved (data path); nothing else.
-            saved.steps, saved.data, saved.out = settings.steps, settings.data or saved.data, settings.out
-            saved.progress = settings.progress
-            settings = saved
-        elif (self.out / "checkpoint.pt").exists():
+        ckpt = ckpt_io.load_checkpoint(self.out / "checkpoint.pt") if resume else None
+        if not resume and (self.out / "checkpoint.pt").exists():
             raise UserError(f"{self.out}: already holds a checkpoint; pass --resume or another --out")
         self.s = settings
         if settings.threads:
             torch.set_num_threads(settings.threads)
         torch.manual_seed(settings.seed)
 
-        self.cfg: ModelConfig = get_config(settings.config) if ckpt is None else ModelConfig.from_dict(ckpt["config"])
+        try:
+            self.cfg: ModelConfig = get_config(settings.config) if ckpt is None else ModelConfig.from_dict(ckpt["config"])
+        except ValueError as err:
+            raise UserError(str(err)) from None
+        _check_settings(settings, self.cfg)
         from nsynth_live.autoencoder import WaveNetAutoencoder
 
         self.model = WaveNetAutoencoder(self.cfg).to(self.dist.device)
@@ -226,7 +261,9 @@ class Trainer:
         if p == "auto":
             if self.dist.device.type == "cuda":
                 return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-            return "fp32"
+            # bf16 autocast was 1.38x fp32 for `live` on an AVX-512 BF16 CPU with the same loss
+            # curve (bench/results/training_live.json); CPUs without native bf16 emulate it slowly.
+            return "bf16" if cpu_has_bf16() else "fp32"
         if p == "fp16" and self.dist.device.type != "cuda":
             raise UserError("precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
         return p
@@ -444,6 +481,29 @@ class Trainer:
         distributed.shutdown(self.dist)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 / AMX), as oneDNN sees it."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _check_settings(s: TrainSettings, cfg: ModelConfig) -> None:
+    """Reject settings that cannot train, naming the flag."""
+    for name in ("steps", "batch_size", "checkpoint_every", "valid_every", "log_every", "valid_notes"):
+        if getattr(s, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(s, name)}")
+    if s.crop < cfg.hop or s.crop % cfg.hop:
+        raise UserError(f"--crop {s.crop}: must be a positive multiple of the hop ({cfg.hop} samples)")
+    if not (s.lr > 0 and math.isfinite(s.lr)):
+        raise UserError(f"--lr {s.lr}: must be a positive number")
+    if not 0.0 <= s.ema_decay < 1.0:
+        raise UserError(f"--ema-decay {s.ema_decay}: must be in [0, 1)")
+    if s.clip <= 0:
+        raise UserError(f"--clip {s.clip}: must be positive")
+
+
 def _advance(state: dict[str, int], sampler: ResumableSampler) -> dict[str, int]:
     """The sampler state after one more global batch, starting from ``state``."""
     glob = sampler.batch_size * sampler.world
@@ -469,7 +529,7 @@ def _tensorboard(out: Path):
     return SummaryWriter(str(out / "tensorboard"))
 
 
-def train(settings: TrainSettings, resume: bool = False) -> dict[str, Any]:
+def train(settings: TrainSettings | Mapping[str, Any], resume: bool = False) -> dict[str, Any]:
     """Run (or resume) training; returns the last logged metrics."""
     trainer = Trainer(settings, resume=resume)
     try:

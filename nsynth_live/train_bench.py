@@ -82,7 +82,7 @@ def measure(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         times.append(time.perf_counter() - start)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     timed = times[warmup:] or times
     return {"setting": setting, "steps_per_s": len(timed) / sum(timed), "losses": losses}
 

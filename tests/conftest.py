@@ -23,7 +23,7 @@ def nsynth_tiny(tmp_path_factory, soundfont) -> Path:
     from nsynth_live.soundfont import build_dataset
 
     root = tmp_path_factory.mktemp("nsynth_tiny")
-    build_dataset(soundfont, root, programs=[0, 19, 40, 73], pitches=range(56, 65), velocities=[100],
+    build_dataset(soundfont, root, programs=[0, 24, 40, 73], pitches=range(56, 65), velocities=[100],
                   seed=0, splits=(0.5, 0.25, 0.25), workers=1, progress=False)
     return root
 

@@ -210,3 +210,25 @@ def test_sigterm_writes_a_final_checkpoint(nsynth_tiny, tmp_path):
     ck = ckpt_io.load_checkpoint(out)
     assert ck["step"] >= 3
     assert ck["step"] == max(s for s, _ in losses(out))
+
+
+def test_resume_refuses_to_change_the_runs_math_but_may_extend_it(nsynth_tiny, tmp_path):
+    out = tmp_path / "run"
+    train(settings(nsynth_tiny, out, steps=2))
+    base = [str(VENV_BIN / "nsynth-live"), "train", "--out", str(out), "--resume", "--no-progress"]
+    res = subprocess.run(base + ["--lr", "0.5"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "--lr cannot change on --resume" in res.stderr
+    assert res.stderr.count("\n") == 1
+    # --data and the rest come from the run; --steps extends it.
+    res = subprocess.run(base + ["--steps", "3", "--threads", "1"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert ckpt_io.load_checkpoint(out)["step"] == 3
+
+
+def test_bad_settings_are_one_clear_error(nsynth_tiny, tmp_path):
+    from nsynth_live.errors import UserError
+
+    with pytest.raises(UserError, match="--crop 1000: must be a positive multiple of the hop"):
+        Trainer(settings(nsynth_tiny, tmp_path / "r", crop=1000))
+    with pytest.raises(UserError, match="unknown model config 'huge'"):
+        Trainer(settings(nsynth_tiny, tmp_path / "r", config="huge"))

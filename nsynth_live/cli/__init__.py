@@ -25,8 +25,15 @@ COMMAND_MODULES = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``nsynth-live SUB: error: ...`` and exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nsynth-live",
         description="The NSynth WaveNet autoencoder as an instrument: build data, train, export, "
         "play live from MIDI/OSC and render sample banks.",
@@ -49,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nsynth-live {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `nsynth-live dataset info DIR | head`
+        sys.stderr.close()
+        return 0
     return int(code or 0)
 
 
