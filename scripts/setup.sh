@@ -28,14 +28,14 @@ PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"
     "$PY" -m venv .venv
-    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     echo "setup: installing $TORCH_PIN"
-    .venv/bin/pip install -q "$TORCH_PIN"
+    .venv/bin/pip install -q "$TORCH_PIN" 2>&1 | grep -v '^WARNING: Location' || true
 fi
 echo "setup: installing nsynth-live (editable) and its dependencies"
 .venv/bin/pip install -q -e '.[dev]' 2>&1 | grep -v -e '^WARNING: Location' -e '^ *$' || true
-.venv/bin/python -c "import nsynth_live, torch, onnxruntime, fluidsynth, sounddevice" \
+.venv/bin/python -c "import nsynth_live, torch, onnxruntime, fluidsynth, sounddevice, numba, matplotlib" \
     || { echo "setup: the environment is incomplete" >&2; exit 1; }
 echo "setup: ready (.venv/bin/nsynth-live)"
