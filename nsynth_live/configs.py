@@ -43,6 +43,9 @@ class ModelConfig:
         pitch_conditioning: append a one-hot MIDI pitch (128) to the embedding before every
             conditioning projection (paper, Fig. 1).
         dilation_cycle: dilations restart at 1 every this many layers (10 in the paper).
+        excitation_harmonics: H > 0 also conditions every layer, per sample, on the sine and
+            cosine of the pitch's first H harmonics (:mod:`nsynth_live.excitation`); 0 in the
+            paper. Needs pitch conditioning (the f0 comes from the pitch).
     """
 
     name: str
@@ -57,6 +60,7 @@ class ModelConfig:
     decoder_kernel: int
     pitch_conditioning: bool
     dilation_cycle: int = 10
+    excitation_harmonics: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -65,12 +69,18 @@ class ModelConfig:
             value = getattr(self, f.name)
             if f.name == "name":
                 continue
+            if f.name == "excitation_harmonics":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ValueError(f"config {self.name!r}: excitation_harmonics must be an integer >= 0, got {value!r}")
+                continue
             if f.name == "pitch_conditioning":
                 if not isinstance(value, bool):
                     raise ValueError(f"config {self.name!r}: pitch_conditioning must be true or false, got {value!r}")
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"config {self.name!r}: {f.name} must be a positive integer, got {value!r}")
+        if self.excitation_harmonics and not self.pitch_conditioning:
+            raise ValueError(f"config {self.name!r}: an excitation needs pitch conditioning (its f0 is the pitch)")
         if self.decoder_kernel < 2:
             # A causal filter of length 1 would see no past sample: no taps, no receptive field.
             raise ValueError(f"config {self.name!r}: decoder_kernel must be at least 2, got {self.decoder_kernel}")
@@ -87,6 +97,11 @@ class ModelConfig:
     def cond_channels(self) -> int:
         """Channels fed to the conditioning projections: embedding (+ one-hot pitch)."""
         return self.bottleneck + (N_PITCHES if self.pitch_conditioning else 0)
+
+    @property
+    def excitation_channels(self) -> int:
+        """Per-sample excitation channels: sine and cosine of each harmonic (0 without)."""
+        return 2 * self.excitation_harmonics
 
     @property
     def cond_width(self) -> int:
@@ -118,6 +133,12 @@ _CONFIGS: dict[str, dict[str, Any]] = {
     "live": dict(
         encoder_layers=10, encoder_width=32, encoder_kernel=3, bottleneck=16, hop=512,
         decoder_layers=20, residual=32, skip=64, decoder_kernel=2, pitch_conditioning=True,
+    ),
+    # `live` plus a sinusoidal excitation (issue 9's option; the paper's one-hot pitch stays).
+    "live-sine": dict(
+        encoder_layers=10, encoder_width=32, encoder_kernel=3, bottleneck=16, hop=512,
+        decoder_layers=20, residual=32, skip=64, decoder_kernel=2, pitch_conditioning=True,
+        excitation_harmonics=4,
     ),
     "tiny": dict(
         encoder_layers=2, encoder_width=8, encoder_kernel=3, bottleneck=16, hop=512,
@@ -168,7 +189,8 @@ def decoder_param_count(cfg: ModelConfig) -> int:
     layer = (k * r * 2 * r + 2 * r) + (c * 2 * r + 2 * r) + (r * r + r) + (r * s + s)
     unused_residual = r * r + r  # the last layer has no 1x1 residual (its output feeds nothing)
     out = (s * s + s) + (c * s + s) + (s * N_CLASSES + N_CLASSES)  # out1, its conditioning, logits
-    return start + skip_start + cfg.decoder_layers * layer - unused_residual + out
+    excitation = cfg.excitation_channels * cfg.cond_width  # one bias-free projection
+    return start + skip_start + cfg.decoder_layers * layer - unused_residual + out + excitation
 
 
 def param_count(cfg: ModelConfig) -> int:
@@ -187,4 +209,5 @@ def flops_per_sample(cfg: ModelConfig) -> int:
     start = 2 * k * r + 2 * r * s
     layer = 2 * k * r * 2 * r + 2 * r * (r + s)
     out = 2 * s * s + 2 * s * N_CLASSES
-    return start + cfg.decoder_layers * layer - 2 * r * r + out  # the last layer has no residual
+    excitation = 2 * cfg.excitation_channels * cfg.cond_width
+    return start + cfg.decoder_layers * layer - 2 * r * r + out + excitation  # last layer: no residual

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nsynth_live.configs import N_CLASSES, N_PITCHES, ModelConfig
+from nsynth_live.excitation import excitation
 
 
 def check_pitch(pitch: torch.Tensor | None, batch: int, pitch_conditioning: bool) -> None:
@@ -116,10 +117,12 @@ class DecoderLayer(nn.Module):
         self.skip = nn.Conv1d(residual, skip, 1)
 
     def forward(
-        self, h: torch.Tensor, skip: torch.Tensor, cond: torch.Tensor, frame: torch.Tensor | None, hop: int
+        self, h: torch.Tensor, skip: torch.Tensor, cond: torch.Tensor, frame: torch.Tensor | None, hop: int,
+        extra: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Args: h [B, R, T], skip [B, S, T], cond [B, 2R, F] this layer's projected conditioning
-        per frame, frame [T] the frame of each sample (None: sample j uses frame j // hop).
+        per frame, frame [T] the frame of each sample (None: sample j uses frame j // hop),
+        extra [B, 2R, T] per-sample conditioning (the projected excitation) or None.
 
         Returns:
             (h + residual [B, R, T] (h itself for the last layer), skip + this layer's skip [B, S, T]).
@@ -132,7 +135,10 @@ class DecoderLayer(nn.Module):
         padded = F.pad(h, (self.pad, 0))
         taps = torch.cat([padded[:, :, j * d : j * d + n] for j in range(k)], 1)  # oldest first
         w = self.dilated.weight.permute(0, 2, 1).reshape(self.dilated.out_channels, -1, 1)
-        gate, filt = add_held(F.conv1d(taps, w, self.dilated.bias), cond, frame, hop).chunk(2, 1)
+        pre = F.conv1d(taps, w, self.dilated.bias)
+        if extra is not None:
+            pre = pre + extra
+        gate, filt = add_held(pre, cond, frame, hop).chunk(2, 1)
         z = torch.sigmoid(gate) * torch.tanh(filt)
         return (h if self.res is None else h + self.res(z)), skip + self.skip(z)
 
@@ -170,6 +176,8 @@ class StepWeights:
         out1_w: [S, S].
         logits_w: [S, 256].
         logits_b: [256].
+        exc_w: [2H, L*2R + S]: the excitation's projection onto every layer's conditioning and
+            out1's (configs with ``excitation_harmonics``), else None.
     """
 
     start_w: torch.Tensor
@@ -178,6 +186,7 @@ class StepWeights:
     out1_w: torch.Tensor
     logits_w: torch.Tensor
     logits_b: torch.Tensor
+    exc_w: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -196,7 +205,8 @@ class CondWeights:
 
 
 def decoder_step(
-    w: StepWeights, x_hist: torch.Tensor, taps: torch.Tensor, cond: torch.Tensor
+    w: StepWeights, x_hist: torch.Tensor, taps: torch.Tensor, cond: torch.Tensor,
+    exc: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits of one new sample from cached state (the module docstring has the contract).
 
@@ -205,10 +215,15 @@ def decoder_step(
         x_hist: [B, k] last k input samples (network scaling), oldest first.
         taps: [B, L, (k-1)*R] past layer inputs, oldest first per layer.
         cond: [B, L*2R + S] this frame's conditioning.
+        exc: [B, 2H] this sample's excitation (configs with ``excitation_harmonics`` only).
 
     Returns:
         (logits [B, 256], columns [B, L, R]: each layer's input at this sample).
     """
+    if w.exc_w is not None:
+        if exc is None:
+            raise ValueError("this model takes an excitation per sample")
+        cond = torch.addmm(cond, exc, w.exc_w)
     n_layers, s = len(w.layers), w.out1_w.shape[0]
     r = w.start_w.shape[1] - s
     h, skip = torch.addmm(w.start_b, x_hist, w.start_w).split([r, s], 1)
@@ -266,6 +281,10 @@ class Decoder(nn.Module):
         self.out1 = nn.Conv1d(s, s, 1)
         self.cond_out1 = nn.Conv1d(cfg.cond_channels, s, 1)
         self.logits = nn.Conv1d(s, N_CLASSES, 1)
+        # Optional per-sample excitation (not in the paper): one projection to every layer's 2R
+        # and out1's S, stacked like the conditioning rows.
+        e = cfg.excitation_channels
+        self.excitation = nn.Conv1d(e, cfg.cond_width, 1, bias=False) if e else None
 
     def forward(
         self, x: torch.Tensor, embedding: torch.Tensor, pitch: torch.Tensor | None = None, offset: int = 0
@@ -303,9 +322,19 @@ class Decoder(nn.Module):
         shifted = F.pad(x, (1, 0))[:, :-1].unsqueeze(1)  # the logit at t must not see x[t]
         h = self.start(F.pad(shifted, (self.cfg.decoder_kernel - 1, 0)))
         skip = self.skip_start(h)
-        for layer in self.layers:
-            h, skip = layer(h, skip, layer.cond(c), frame, hop)
-        out = F.relu(add_held(self.out1(F.relu(skip)), self.cond_out1(c), frame, hop))
+        exc = None
+        if self.excitation is not None:
+            exc = excitation(pitch, n, self.cfg.excitation_harmonics, start=offset).to(h.dtype)
+        w_exc = None if exc is None else self.excitation.weight
+        two_r = 2 * self.cfg.residual
+        for i, layer in enumerate(self.layers):
+            # Each layer projects the excitation itself: a stacked [B, L*2R+S, T] would be huge.
+            extra = None if exc is None else F.conv1d(exc, w_exc[i * two_r : (i + 1) * two_r])
+            h, skip = layer(h, skip, layer.cond(c), frame, hop, extra)
+        out = self.out1(F.relu(skip))
+        if exc is not None:
+            out = out + F.conv1d(exc, w_exc[len(self.layers) * two_r :])
+        out = F.relu(add_held(out, self.cond_out1(c), frame, hop))
         return self.logits(out)
 
     def _check_embedding(self, embedding: torch.Tensor) -> None:
@@ -339,6 +368,7 @@ class Decoder(nn.Module):
             out1_w=mat(self.out1).contiguous(),
             logits_w=mat(self.logits).contiguous(),
             logits_b=self.logits.bias.clone(),
+            exc_w=None if self.excitation is None else mat(self.excitation).contiguous(),
         )
 
     @torch.no_grad()
@@ -391,11 +421,13 @@ class DecoderStep(nn.Module):
 
     def weights(self) -> StepWeights:
         layers = tuple(LayerWeights(l.gate_w, l.out_w, l.out_b) for l in self.layers)
-        return StepWeights(self.start_w, self.start_b, layers, self.out1_w, self.logits_w, self.logits_b)
+        return StepWeights(self.start_w, self.start_b, layers, self.out1_w, self.logits_w, self.logits_b, self.exc_w)
 
-    def forward(self, x_hist: torch.Tensor, taps: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[B, k], [B, L, (k-1)R], [B, L*2R+S] -> (logits [B, 256], columns [B, L, R])."""
-        return decoder_step(self.weights(), x_hist, taps, cond)
+    def forward(
+        self, x_hist: torch.Tensor, taps: torch.Tensor, cond: torch.Tensor, exc: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, k], [B, L, (k-1)R], [B, L*2R+S] (+ [B, 2H]) -> (logits [B, 256], columns [B, L, R])."""
+        return decoder_step(self.weights(), x_hist, taps, cond, exc)
 
 
 class Conditioner(nn.Module):

@@ -15,6 +15,7 @@ from nsynth_live import mulaw, sampling
 from nsynth_live.autoencoder import WaveNetAutoencoder
 from nsynth_live.configs import ModelConfig, history_length, receptive_field
 from nsynth_live.decoder import Decoder, decoder_step
+from nsynth_live.excitation import excitation
 
 
 class RingCache:
@@ -99,6 +100,13 @@ def _check_length(cfg: ModelConfig, embedding: torch.Tensor, n_samples: int) -> 
         )
 
 
+def _excitation(cfg: ModelConfig, pitch: torch.Tensor | None, n: int, dtype: torch.dtype) -> torch.Tensor | None:
+    """[B, 2H, n] excitation from the note's start, or None for configs without one."""
+    if not cfg.excitation_harmonics:
+        return None
+    return excitation(pitch, n, cfg.excitation_harmonics).to(dtype)
+
+
 def _noise(seed: int, voices: Sequence[int] | None, batch: int, n_samples: int, device: torch.device) -> torch.Tensor:
     if voices is None:
         voices = range(batch)
@@ -129,10 +137,12 @@ def step_logits(
     _check_length(cfg, embedding, x.shape[-1])
     cond = decoder.condition(embedding, pitch)
     w = decoder.step_weights()
+    exc = _excitation(cfg, pitch, x.shape[-1], x.dtype)
     cache = RingCache(cfg, x.shape[0], x.dtype, x.device)
     out = []
     for t in range(x.shape[-1]):
-        logits, columns = decoder_step(w, cache.x_hist, cache.taps(), cond[:, t // cfg.hop])
+        e = None if exc is None else exc[:, :, t]
+        logits, columns = decoder_step(w, cache.x_hist, cache.taps(), cond[:, t // cfg.hop], e)
         cache.push(x[:, t], columns)
         out.append(logits)
     return torch.stack(out, -1)
@@ -174,8 +184,10 @@ def generate_classes(
     noise = _noise(seed, voices, batch, n_samples, weight.device)
     cache = RingCache(cfg, batch, weight.dtype, weight.device)
     out = torch.empty(batch, n_samples, dtype=torch.int64, device=weight.device)
+    exc = _excitation(cfg, pitch, n_samples, weight.dtype)
     for t in range(n_samples):
-        logits, columns = decoder_step(w, cache.x_hist, cache.taps(), cond[:, t // cfg.hop])
+        e = None if exc is None else exc[:, :, t]
+        logits, columns = decoder_step(w, cache.x_hist, cache.taps(), cond[:, t // cfg.hop], e)
         out[:, t] = sample_classes(logits, noise[:, t], temperature)
         cache.push(mulaw.to_input(out[:, t]), columns)
     return out

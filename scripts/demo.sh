@@ -15,8 +15,8 @@ echo "== 1/4 dataset: 6 GM programs x MIDI 48-72 from $(basename $SF2)"
 $NL dataset build --soundfont "$SF2" --out "$OUT/data" --programs 0,24,40,56,73,11 \
     --pitches 48-72 --velocities 100 --splits 0.67,0.0,0.33 --no-progress
 $NL dataset info "$OUT/data" | head -12
-echo "== 2/4 train: tiny config, 300 steps"
-$NL train --config tiny --data "$OUT/data" --out "$OUT/run" --steps 300 --batch-size 8 \
+echo "== 2/4 train: tiny config, 200 steps"
+$NL train --config tiny --data "$OUT/data" --out "$OUT/run" --steps 200 --batch-size 4 \
     --crop 2048 --lr 3e-3 --checkpoint-every 100 --valid-every 100 --log-every 20 --no-progress
 echo "== 3/4 evaluate: 2 held-out notes, 1 s each"
 $NL evaluate --model "$OUT/run" --data "$OUT/data" --out "$OUT/eval" --limit 2 --seconds 1 --plots 2 --no-progress

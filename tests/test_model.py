@@ -53,6 +53,7 @@ def expected_params(c: ModelConfig) -> int:
         + (s * s + s)  # out1
         + (cond * s + s)  # out1's conditioning
         + (s * 256 + 256)  # logits
+        + 2 * c.excitation_harmonics * (n * 2 * r + s)  # excitation projection (no bias), if any
     )
     return encoder + decoder
 
@@ -71,10 +72,16 @@ def test_paper_is_the_reference_h512_bo16():
 def test_named_configs_differ_only_in_widths_layers_and_filters():
     shape_keys = {"name", "encoder_layers", "encoder_width", "encoder_kernel",
                   "decoder_layers", "residual", "skip", "decoder_kernel"}
-    rest = [{k: v for k, v in get_config(n).to_dict().items() if k not in shape_keys} for n in configs.CONFIG_NAMES]
-    assert all(r == rest[0] for r in rest)
+    paper_family = ["paper", "live", "tiny"]
+    rest = [{k: v for k, v in get_config(n).to_dict().items() if k not in shape_keys} for n in paper_family]
+    assert all(r == rest[0] for r in rest) and rest[0]["excitation_harmonics"] == 0
     live = get_config("live")
     assert (live.decoder_layers, live.residual, live.skip, live.decoder_kernel) == (20, 32, 64, 2)
+    # The excitation option sits beside `live`, never replacing the paper's conditioning.
+    sine = get_config("live-sine").to_dict()
+    assert {k: v for k, v in sine.items() if k not in ("name", "excitation_harmonics")} == {
+        k: v for k, v in live.to_dict().items() if k not in ("name", "excitation_harmonics")}
+    assert sine["excitation_harmonics"] > 0 and sine["pitch_conditioning"]
 
 
 def test_config_round_trip():

@@ -1,0 +1,282 @@
+"""Preset banks: a folder of named embedding trajectories, read, validated and written safely.
+
+Layout::
+
+    BANK/bank.json      {"format": "nsynth-live-bank", "version": 1, "name", "hop", "sample_rate",
+                         "bottleneck", "frames", "presets": [...], "corners": [4 names] | null}
+    BANK/<file>.npy     one preset: float32 [frames, bottleneck], loaded with allow_pickle=False
+
+A preset entry is ``{"name", "file", "source_pitch", "tags", "regions", "provenance"}`` where
+``regions`` is ``{"sustain_start", "sustain_end", "release_start"}`` in frames (see
+:mod:`host.trajectory`). Every check that can fail is done before anything is written, files are
+written to temporary names and renamed into place, and ``bank.json`` is replaced last: a command
+that fails leaves the bank exactly as it was.
+
+This module never imports torch: the realtime host reads banks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nsynth_live.errors import UserError
+
+FORMAT = "nsynth-live-bank"
+VERSION = 1
+BANK_JSON = "bank.json"
+REGION_KEYS = ("sustain_start", "sustain_end", "release_start")
+
+
+@dataclass
+class Preset:
+    """One named embedding trajectory.
+
+    Attributes:
+        name: unique within its bank.
+        embedding: float32 [frames, bottleneck].
+        source_pitch: MIDI pitch of the note it was encoded from.
+        tags: free-form labels (family, source, ...).
+        regions: sustain and release boundaries in frames (:mod:`host.trajectory`); the attack is
+            everything before the sustain.
+        provenance: where it came from (source file, model hash, ...).
+    """
+
+    name: str
+    embedding: np.ndarray
+    source_pitch: int
+    tags: list[str] = field(default_factory=list)
+    regions: dict[str, int] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def frames(self) -> int:
+        return int(self.embedding.shape[0])
+
+
+@dataclass
+class Bank:
+    """A loaded, validated bank.
+
+    Attributes:
+        path: the bank folder.
+        name: display name.
+        hop: samples per embedding frame of the model the presets were encoded with.
+        sample_rate: audio rate (16000).
+        bottleneck: embedding channels.
+        frames: frames per preset (all presets of a bank have the same length).
+        presets: in bank order.
+        corners: four preset names for the XY pad (bottom-left, bottom-right, top-left,
+            top-right), or None.
+    """
+
+    path: Path
+    name: str
+    hop: int
+    sample_rate: int
+    bottleneck: int
+    frames: int
+    presets: list[Preset]
+    corners: list[str] | None = None
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.presets]
+
+    def get(self, key: str | int) -> Preset:
+        """A preset by name or by 0-based index (what OSC and MIDI program change send)."""
+        if isinstance(key, (int, np.integer)):
+            if not 0 <= key < len(self.presets):
+                raise UserError(f"bank {self.path}: no preset at index {key} (it has {len(self.presets)})")
+            return self.presets[int(key)]
+        for p in self.presets:
+            if p.name == key:
+                return p
+        raise UserError(f"bank {self.path}: no preset named {key!r}")
+
+    def check_model(self, hop: int, bottleneck: int) -> None:
+        """Refuse a bank encoded for another model geometry."""
+        if hop != self.hop:
+            raise UserError(f"bank {self.path}: encoded with hop {self.hop}, the model's hop is {hop}")
+        if bottleneck != self.bottleneck:
+            raise UserError(
+                f"bank {self.path}: embeddings have {self.bottleneck} channels, the model's have {bottleneck}"
+            )
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a preset name."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    return s or "preset"
+
+
+def _fail(path: Path, msg: str) -> UserError:
+    return UserError(f"bank {path}: {msg}")
+
+
+def _load_npy(path: Path, file: str, bank: Path) -> np.ndarray:
+    f = bank / file
+    if Path(file).name != file or not file.endswith(".npy"):
+        raise _fail(bank, f"preset file {file!r} must be a plain .npy file name inside the bank")
+    if not f.is_file():
+        raise _fail(bank, f"missing preset file {file}")
+    try:
+        arr = np.load(f, allow_pickle=False)
+    except ValueError as err:  # object arrays need pickle: refused
+        raise _fail(bank, f"{file}: not a plain numeric array ({err})") from None
+    except (OSError, EOFError) as err:
+        raise _fail(bank, f"{file}: unreadable ({err})") from None
+    return arr
+
+
+def _check_regions(bank: Path, name: str, regions: Any, frames: int) -> dict[str, int]:
+    if not isinstance(regions, dict) or set(regions) != set(REGION_KEYS):
+        raise _fail(bank, f"preset {name!r}: regions must have exactly {', '.join(REGION_KEYS)}")
+    r = {k: regions[k] for k in REGION_KEYS}
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in r.values()):
+        raise _fail(bank, f"preset {name!r}: regions must be integer frame indices")
+    if not 0 <= r["sustain_start"] < r["sustain_end"] <= r["release_start"] <= frames:
+        raise _fail(bank, f"preset {name!r}: regions {r} are not ordered within 0..{frames} frames")
+    return r
+
+
+def load_bank(path: str | os.PathLike[str]) -> Bank:
+    """Read and validate a bank folder.
+
+    Raises:
+        UserError: one line naming the bank and what is wrong: missing or invalid bank.json,
+            wrong format or version, duplicate names, a missing/pickled/misshapen/non-finite
+            .npy, bad regions or corners.
+    """
+    bank = Path(path)
+    meta_path = bank / BANK_JSON
+    if not meta_path.is_file():
+        raise _fail(bank, f"no {BANK_JSON} (not a preset bank)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _fail(bank, f"{BANK_JSON} is not valid JSON ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise _fail(bank, f"{BANK_JSON} is not an nsynth-live bank (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    if meta.get("version") != VERSION:
+        raise _fail(bank, f"bank version {meta.get('version')!r}, this nsynth-live reads version {VERSION}")
+    try:
+        hop, sr, width, frames = (int(meta[k]) for k in ("hop", "sample_rate", "bottleneck", "frames"))
+        entries = list(meta["presets"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise _fail(bank, f"{BANK_JSON} lacks or mistypes a field ({err})") from None
+    if not entries:
+        raise _fail(bank, "holds no presets")
+
+    presets: list[Preset] = []
+    seen: set[str] = set()
+    for e in entries:
+        if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not e["name"]:
+            raise _fail(bank, f"a preset entry has no name: {e!r}"[:200])
+        name = e["name"]
+        if name in seen:
+            raise _fail(bank, f"duplicate preset name {name!r}")
+        seen.add(name)
+        arr = _load_npy(bank / str(e.get("file")), str(e.get("file")), bank)
+        if arr.dtype != np.float32:
+            raise _fail(bank, f"preset {name!r}: dtype {arr.dtype}, expected float32")
+        if arr.shape != (frames, width):
+            raise _fail(bank, f"preset {name!r}: shape {arr.shape}, expected ({frames}, {width}) frames x channels")
+        if not np.isfinite(arr).all():
+            raise _fail(bank, f"preset {name!r}: embedding has NaN or infinite values")
+        pitch = e.get("source_pitch")
+        if not isinstance(pitch, int) or isinstance(pitch, bool) or not 0 <= pitch <= 127:
+            raise _fail(bank, f"preset {name!r}: source_pitch {pitch!r} is not a MIDI note 0..127")
+        presets.append(Preset(
+            name=name, embedding=arr, source_pitch=pitch, tags=[str(t) for t in e.get("tags", [])],
+            regions=_check_regions(bank, name, e.get("regions"), frames),
+            provenance=dict(e.get("provenance", {})),
+        ))
+
+    corners = meta.get("corners")
+    if corners is not None:
+        if not isinstance(corners, list) or len(corners) != 4 or any(c not in seen for c in corners):
+            raise _fail(bank, f"corners must name 4 presets of the bank, got {corners!r}")
+    return Bank(path=bank, name=str(meta.get("name", bank.name)), hop=hop, sample_rate=sr, bottleneck=width,
+                frames=frames, presets=presets, corners=corners)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(arr, dtype=np.float32), allow_pickle=False)
+    return buf.getvalue()
+
+
+def save_bank(bank: Bank) -> Path:
+    """Write a whole bank (new or updated) to ``bank.path``.
+
+    New .npy files go in first under their final names (never overwriting a file the current
+    bank.json uses), then bank.json is replaced atomically, then files no preset uses any more
+    are removed. A crash at any point leaves a loadable bank: the old one or the new one.
+    """
+    path = bank.path
+    path.mkdir(parents=True, exist_ok=True)
+    old: dict[str, str] = {}  # preset name -> file, as the current bank.json has them
+    if (path / BANK_JSON).is_file():
+        try:
+            old = {e["name"]: e["file"] for e in json.loads((path / BANK_JSON).read_text())["presets"]}
+        except (json.JSONDecodeError, KeyError, TypeError):
+            old = {}
+    old_files = set(old.values())
+    names = [p.name for p in bank.presets]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise _fail(path, f"duplicate preset name {dup!r}")
+    if bank.corners is not None and (len(bank.corners) != 4 or any(c not in names for c in bank.corners)):
+        raise _fail(path, f"corners must name 4 presets of the bank, got {bank.corners!r}")
+
+    entries, used = [], set(old_files)
+    for p in bank.presets:
+        emb = np.asarray(p.embedding, dtype=np.float32)
+        if emb.shape != (bank.frames, bank.bottleneck) or not np.isfinite(emb).all():
+            raise _fail(path, f"preset {p.name!r}: embedding must be finite [{bank.frames}, {bank.bottleneck}]")
+        _check_regions(path, p.name, p.regions, bank.frames)
+        data = _npy_bytes(emb)
+        file = old.get(p.name, "")
+        if not (file and (path / file).is_file() and (path / file).read_bytes() == data):
+            # A new or changed preset: a fresh name, so the current bank.json stays valid.
+            stem, n = slug(p.name), 1
+            file = f"{stem}.npy"
+            while file in used or (path / file).exists():
+                file, n = f"{stem}.{n}.npy", n + 1
+            _atomic_write(path / file, data)
+        used.add(file)
+        entries.append({
+            "name": p.name, "file": file, "source_pitch": int(p.source_pitch), "tags": list(p.tags),
+            "regions": {k: int(p.regions[k]) for k in REGION_KEYS}, "provenance": p.provenance,
+        })
+    meta = {
+        "format": FORMAT, "version": VERSION, "name": bank.name, "hop": bank.hop,
+        "sample_rate": bank.sample_rate, "bottleneck": bank.bottleneck, "frames": bank.frames,
+        "presets": entries, "corners": bank.corners,
+    }
+    _atomic_write(path / BANK_JSON, (json.dumps(meta, indent=2) + "\n").encode())
+    for f in old_files - {e["file"] for e in entries}:
+        (path / f).unlink(missing_ok=True)
+    return path

@@ -1,0 +1,63 @@
+"""A sinusoidal excitation at the note's f0, as neural source-filter vocoders use (optional).
+
+The paper conditions the decoder on a one-hot pitch only; a small WaveNet trained for a few CPU
+hours learns that mapping slowly (../shared/MEASUREMENTS.md: 1 of 12 notes in tune after 2.8k
+steps). A config with ``excitation_harmonics = H > 0`` also conditions every layer, sample by
+sample, on ``[sin(2 pi h f0 t / sr), cos(...)]`` for h = 1..H (harmonics at or above Nyquist are
+zero): the period is given, the network shapes it. The phase starts at 0 at the note's first
+sample. The paper's configs keep H = 0.
+
+Works on numpy arrays and torch tensors alike, so the torch-free host computes exactly what
+training saw.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+def midi_to_hz(pitch: Any) -> Any:
+    """MIDI note -> Hz (A4 = 69 = 440 Hz), float64, numpy or torch."""
+    if type(pitch).__module__.startswith("torch"):
+        import torch
+
+        return 440.0 * torch.pow(2.0, (pitch.to(torch.float64) - 69.0) / 12.0)
+    return 440.0 * 2.0 ** ((np.asarray(pitch, dtype=np.float64) - 69.0) / 12.0)
+
+
+def excitation(pitch: Any, n: int, harmonics: int, start: Any = 0, sample_rate: int = 16000) -> Any:
+    """Sine and cosine of each harmonic of each voice's f0 over samples ``start .. start + n - 1``.
+
+    Args:
+        pitch: [B] MIDI notes (numpy or torch integers).
+        n: samples.
+        harmonics: H.
+        start: first sample index since the note's start (int or [B]).
+        sample_rate: Hz.
+
+    Returns:
+        float32 [B, 2H, n]: channels sin h=1..H, then cos h=1..H.
+    """
+    torch_in = type(pitch).__module__.startswith("torch")
+    if torch_in:
+        import torch
+
+        f0 = midi_to_hz(pitch)
+        h = torch.arange(1, harmonics + 1, dtype=torch.float64, device=f0.device)
+        st = torch.as_tensor(start, dtype=torch.float64, device=f0.device).reshape(-1, 1, 1)
+        t = st + torch.arange(n, dtype=torch.float64, device=f0.device)
+        freq = f0[:, None] * h[None, :]  # [B, H]
+        # Phase in float64 wrapped to [0, 2 pi) before the float32 cast: exact for hours of audio.
+        phase = torch.remainder(freq[:, :, None] * t / sample_rate, 1.0) * (2 * math.pi)
+        live = (freq < sample_rate / 2).to(torch.float64)[:, :, None]
+        return torch.cat([torch.sin(phase) * live, torch.cos(phase) * live], 1).to(torch.float32)
+    f0 = midi_to_hz(pitch)
+    h = np.arange(1, harmonics + 1, dtype=np.float64)
+    t = np.asarray(start, dtype=np.float64).reshape(-1, 1, 1) + np.arange(n, dtype=np.float64)
+    freq = f0[:, None] * h[None, :]
+    phase = np.remainder(freq[:, :, None] * t / sample_rate, 1.0) * (2 * math.pi)
+    live = (freq < sample_rate / 2).astype(np.float64)[:, :, None]
+    return np.concatenate([np.sin(phase) * live, np.cos(phase) * live], 1).astype(np.float32)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The shipped default's training runs (issue 9) on FluidR3_GM, resumed across sessions.
+#   bash training/run.sh [CONFIG] [THREADS]     CONFIG: live (the paper's one-hot pitch) or
+#                                               live-sine (+ sinusoidal excitation); default live
+# Builds the dataset first if missing (deterministic, ~15 s), then trains into training/CONFIG/
+# with checkpoints every 500 steps; SIGTERM (or Ctrl-C) writes a final checkpoint.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONFIG="${1:-live}"
+THREADS="${2:-2}"
+DATA=data/fluidr3
+PROGRAMS=0,4,6,8,11,12,13,16,19,21,24,25,26,29,32,33,38,40,42,45,46,48,52,53,56,57,60,61,64,65,68,71,73,75,79,80,81,88,89,104
+if [ ! -f "$DATA/nsynth-train/examples.json" ]; then
+    .venv/bin/nsynth-live dataset build --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2 --out "$DATA" \
+        --programs "$PROGRAMS" --pitches 24-96 --velocities 100 --seed 0 --no-progress
+fi
+RUN="training/$CONFIG"
+if [ -f "$RUN/checkpoint.pt" ]; then
+    exec .venv/bin/nsynth-live train --out "$RUN" --data "$DATA" --resume --threads "$THREADS" --no-progress
+fi
+exec .venv/bin/nsynth-live train --config "$CONFIG" --data "$DATA" --out "$RUN" \
+    --steps 200000 --schedule-steps 200000 --batch-size 8 --crop 6144 --lr 1e-3 \
+    --checkpoint-every 500 --valid-every 1000 --valid-notes 64 --log-every 50 \
+    --threads "$THREADS" --no-progress
