@@ -1,0 +1,1 @@
+"""PyTorch -> ONNX export (:mod:`exporters.export`), its graphs and its metadata contract."""

@@ -21,6 +21,11 @@ COMMAND_MODULES = [
     "nsynth_live.cli.dataset",
     "nsynth_live.cli.train",
     "nsynth_live.cli.evaluate",
+    "nsynth_live.cli.export",
+    "nsynth_live.cli.encode",
+    "nsynth_live.cli.presets",
+    "nsynth_live.cli.play",
+    "nsynth_live.cli.render",
     "nsynth_live.cli.bench",
 ]
 

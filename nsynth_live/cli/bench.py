@@ -1,7 +1,9 @@
 """``nsynth-live bench``: speed measurements, one sub-subcommand each, every one writing JSON.
 
 ``bench generation`` times PyTorch generation with cached ring buffers against naive generation
-(the teacher-forced decoder rerun over the whole receptive field for every sample). Other
+(the teacher-forced decoder rerun over the whole receptive field for every sample). ``bench
+engines`` streams voices of random-weight exports through the host's engines (``ort``, ``fused``)
+and reports them against the same run's ONNX Runtime matmul peak. Other
 benchmarks join the group by adding their ``add_*`` function to :data:`BENCHMARKS`; the helpers
 here (timing, machine description, table, atomic JSON) are shared.
 """
@@ -249,9 +251,167 @@ def run_training(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- bench engines
+
+
+def add_engines(group: argparse._SubParsersAction) -> None:
+    p = group.add_parser(
+        "engines",
+        help="decoder-step engines (ort, fused): steps/s, real-time factor, GFLOP/s",
+        description="Exports random-weight models to a temporary folder and streams B voices through "
+        "each engine: steps/s per voice, aggregate samples/s, real-time factor per voice at 16 kHz and "
+        "GFLOP/s, next to the same run's ONNX Runtime fp32 MatMul peak (4096x4096, --threads threads).",
+    )
+    p.add_argument("--json", type=Path, required=True, metavar="FILE", help="write the results here")
+    p.add_argument("--configs", type=parse_name_list, default=["paper", "live"], help="default: paper,live")
+    p.add_argument("--batches", type=parse_int_list, default=[1, 4, 8, 16, 64], help="voices (default: 1,4,8,16,64)")
+    p.add_argument("--engines", type=parse_name_list, default=["ort", "fused"], help="default: ort,fused")
+    p.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads / fused workers (default: 2)")
+    p.add_argument("--seconds", type=float, default=0.5, help="timed seconds per repeat, roughly (default: 0.5)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timed repeats per row; the fastest counts, as for the peak: on a shared machine the "
+                   "slower ones measure the neighbours (default: 3)")
+    p.add_argument("--peak-size", type=int, default=4096, help="side of the square MatMul of the peak (default: 4096)")
+    p.set_defaults(func=run_engines)
+
+
+def matmul_peak_gflops(threads: int, n: int = 4096, repeats: int = 3) -> float:
+    """Best fp32 GFLOP/s of one n x n MatMul through ONNX Runtime on the CPU."""
+    import numpy as np
+    from onnx import TensorProto, helper
+
+    from host.engine_ort import CPU, make_session
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul_peak",
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [n, n]) for x in "ab"],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    session = make_session(model.SerializeToString(), [CPU], threads)
+    rng = np.random.default_rng(0)
+    feeds = {x: rng.standard_normal((n, n), dtype=np.float32) for x in "ab"}
+    session.run(None, feeds)
+    best = min(median_seconds(lambda: session.run(None, feeds), 1) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def time_engine(engine: Any, batch: int, seconds: float, repeats: int = 1) -> float:
+    """Steps per second of ``batch`` voices streamed through ``engine`` (blocks of <= hop), the
+    best of ``repeats`` timed runs of about ``seconds`` each."""
+    import numpy as np
+
+    cfg = engine.cfg
+    rng = np.random.default_rng(0)
+    embedding = rng.standard_normal((batch, cfg.bottleneck, 2)).astype(np.float32)
+    pitch = rng.integers(36, 85, batch) if cfg.pitch_conditioning else None
+    cond = engine.condition(embedding, pitch)  # [B, 2, C]: two frames, switching mid-block
+    slots = np.array([engine.add_voice() for _ in range(batch)])
+
+    def run(steps: int) -> float:
+        start = time.perf_counter()
+        done = 0
+        while done < steps:
+            n = min(cfg.hop, steps - done)
+            engine.render(slots, cond, np.full(batch, n // 2), rng.random((batch, n)))
+            done += n
+        return time.perf_counter() - start
+
+    run(2)  # warm-up: first-run allocations, binding
+    per_step = run(4) / 4
+    steps = int(min(max(seconds / per_step, 8), 20 * cfg.hop))
+    return max(steps / run(steps) for _ in range(repeats))
+
+
+def run_engines(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from exporters.export import export_random
+    from host.engine import open_engine
+    from host.model_files import load_export
+    from nsynth_live.configs import CONFIG_NAMES, flops_per_sample, get_config
+
+    unknown = [c for c in args.configs if c not in CONFIG_NAMES]
+    if unknown:
+        raise UserError(f"--configs: unknown config {unknown[0]!r}; expected some of {', '.join(CONFIG_NAMES)}")
+    bad = [e for e in args.engines if e not in ("ort", "fused")]
+    if bad:
+        raise UserError(f"--engines: unknown engine {bad[0]!r}; expected some of ort, fused")
+    if not args.batches:
+        raise UserError("--batches names no batch size")
+    for name, value in [("--threads", args.threads), ("--repeats", args.repeats),
+                        *[("--batches", b) for b in args.batches]]:
+        _positive(name, value)
+    if not args.seconds > 0:
+        raise UserError(f"--seconds must be > 0, got {args.seconds}")
+
+    notes: list[str] = []
+    engines = list(args.engines)
+    if "fused" in engines:
+        try:
+            import host.engine_fused  # noqa: F401
+        except Exception as err:  # missing module or a failing compiler: measure the rest
+            notes.append(f"fused skipped: host.engine_fused does not load ({type(err).__name__}: {err})")
+            engines.remove("fused")
+            print(f"  {notes[-1]}", file=sys.stderr)
+
+    _positive("--peak-size", args.peak_size)
+    # Measured before and after the engines; the better one counts (a busy neighbour during one
+    # of them would otherwise inflate every "of peak" figure).
+    peaks = [matmul_peak_gflops(args.threads, args.peak_size)]
+    print(f"  ONNX Runtime fp32 MatMul {args.peak_size}^2, {args.threads} threads: {peaks[0]:,.1f} GFLOP/s", file=sys.stderr)
+    rows: list[dict[str, Any]] = []
+    table: list[list[Any]] = []
+    with tempfile.TemporaryDirectory(prefix="nsynth-bench-") as tmp:
+        for name in args.configs:
+            cfg = get_config(name)
+            info = load_export(export_random(name, Path(tmp) / name, seed=0))  # validated once per config
+            for kind in engines:
+                for batch in args.batches:
+                    try:
+                        engine = open_engine(info, kind, max_voices=batch, threads=args.threads, device="cpu")
+                    except UserError as err:
+                        notes.append(f"{kind} {name} B={batch} skipped: {err}")
+                        print(f"  {notes[-1]}", file=sys.stderr)
+                        continue
+                    try:
+                        steps = time_engine(engine, batch, args.seconds, args.repeats)
+                    finally:
+                        engine.close()
+                    samples = steps * batch
+                    gflops = samples * flops_per_sample(cfg) / 1e9
+                    rows.append({"engine": kind, "config": name, "batch": batch, "steps_per_s": steps,
+                                 "samples_per_s": samples, "rtf_per_voice": steps / SAMPLE_RATE, "gflops": gflops})
+                    table.append([kind, name, batch, f"{steps:,.0f}", f"{samples:,.0f}", f"{steps / SAMPLE_RATE:.3g}",
+                                  f"{gflops:,.1f}"])
+                    print(f"  {kind} {name} B={batch}: {steps:,.0f} steps/s per voice, "
+                          f"{steps / SAMPLE_RATE:.3g}x real time per voice, {gflops:,.1f} GFLOP/s", file=sys.stderr)
+    peaks.append(matmul_peak_gflops(args.threads, args.peak_size))
+    peak = max(peaks)
+    print(f"  ONNX Runtime fp32 MatMul again: {peaks[1]:,.1f} GFLOP/s; peak {peak:,.1f}", file=sys.stderr)
+    for row, line in zip(rows, table):
+        row["fraction_of_peak"] = row["gflops"] / peak
+        line.append(f"{100 * row['fraction_of_peak']:.0f}%")
+    print_table(["engine", "config", "batch", "steps/s", "samples/s", "RTF/voice", "GFLOP/s", "of peak"], table)
+    write_report(args.json, {
+        "benchmark": "engines",
+        "matmul_peak_gflops": peak,
+        "matmul_peak_runs_gflops": peaks,
+        "rows": rows,
+        "notes": notes,
+        "settings": {"threads": args.threads, "seconds": args.seconds, "repeats": args.repeats,
+                     "statistic": "best of repeats", "weights": "random (seed 0)",
+                     "dtype": "float32", "device": "cpu",
+                     "peak_matmul": f"{args.peak_size}x{args.peak_size} fp32, ONNX Runtime CPU"},
+        "machine": machine_info(),
+    })
+    return 0
+
+
 # ----------------------------------------------------------------------------- the group
 
-BENCHMARKS: list[Callable[[argparse._SubParsersAction], None]] = [add_generation, add_training]
+BENCHMARKS: list[Callable[[argparse._SubParsersAction], None]] = [add_generation, add_training, add_engines]
 """Each adds one ``bench`` sub-subcommand (a parser whose ``func`` runs it)."""
 
 

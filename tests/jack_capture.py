@@ -1,0 +1,50 @@
+"""A separate JACK client that records what another client plays (test helper)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+
+class JackCapture:
+    """Records one JACK output port into memory, with JACK's frame clock.
+
+    Args:
+        source: the port to record, e.g. "PortAudio:out_0".
+        seconds: capacity.
+    """
+
+    def __init__(self, source: str, seconds: float = 30.0, name: str = "nsynth-test-capture"):
+        import jack
+
+        self.client = jack.Client(name, no_start_server=True)
+        self.rate = self.client.samplerate
+        self.buf = np.zeros(int(seconds * self.rate), np.float32)
+        self.n = 0
+        self.lock = threading.Lock()
+        self.port = self.client.inports.register("in")
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+        self.client.connect(source, self.port)
+
+    def _process(self, frames: int) -> None:
+        data = self.port.get_array()
+        end = min(self.n + frames, len(self.buf))
+        self.buf[self.n : end] = data[: end - self.n]
+        self.n = end
+
+    def mark(self) -> int:
+        """Samples recorded so far (a position to slice from later)."""
+        return self.n
+
+    def wait(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def since(self, start: int) -> np.ndarray:
+        return self.buf[start : self.n].copy()
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
