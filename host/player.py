@@ -47,10 +47,12 @@ class Player:
     Args:
         synth: the voices.
         device: sounddevice output device (name substring or index; None: the default).
-        block: samples per render call at 16 kHz (1..hop); also the device's block size at its
-            own rate, scaled.
+        block: samples per render call at 16 kHz (1..hop). The device runs at its own period
+            (JACK's buffer size, for instance).
         lead: samples to keep rendered ahead of playback at the device rate (default 1 block):
-            the smaller, the lower the latency from a key to its sound.
+            the smaller, the lower the latency from a key to its sound. It grows by a block
+            whenever playback runs dry while the generator was idle (a device that pulls in
+            bigger bursts), up to 16 blocks.
         channels: output channels (the mono mix is copied to each).
     """
 

@@ -477,7 +477,12 @@ class Trainer:
             except ImportError:
                 pass
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        """Leave the process group. After a normal finish every rank waits for the others first:
+        a rank tearing down the group while rank 0 still writes (and hosts the store) can abort.
+        After an error nobody waits (the other ranks may never arrive)."""
+        if finished:
+            distributed.barrier(self.dist)
         distributed.shutdown(self.dist)
 
 
@@ -532,7 +537,10 @@ def _tensorboard(out: Path):
 def train(settings: TrainSettings | Mapping[str, Any], resume: bool = False) -> dict[str, Any]:
     """Run (or resume) training; returns the last logged metrics."""
     trainer = Trainer(settings, resume=resume)
+    finished = False
     try:
-        return trainer.fit()
+        last = trainer.fit()
+        finished = True
+        return last
     finally:
-        trainer.close()
+        trainer.close(finished)

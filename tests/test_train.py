@@ -117,15 +117,20 @@ def test_refuses_to_overwrite_a_run(nsynth_tiny, tmp_path):
 
 @pytest.mark.slow
 def test_two_ranks_under_torchrun_stay_in_sync(nsynth_tiny, tmp_path):
+    import socket
+
     out = tmp_path / "ddp"
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     cmd = [
-        str(VENV_BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", "29533", "--no-python",
+        str(VENV_BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", str(port), "--no-python",
         str(VENV_BIN / "nsynth-live"), "train", "--config", "tiny", "--data", str(nsynth_tiny),
         "--out", str(out), "--steps", "6", "--batch-size", "2", "--crop", "1024", "--lr", "1e-3",
         "--checkpoint-every", "3", "--log-every", "1", "--threads", "1", "--no-progress",
     ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.returncode == 0, res.stderr[-12000:]
     recs = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     checks = [r for r in recs if "rank_fingerprints" in r]
     assert [r["step"] for r in checks] == [3, 6]
