@@ -41,6 +41,19 @@ class PlayerStatus:
     device_rate: int
 
 
+class _WakingQueue(queue.Queue):
+    """An event queue that wakes the generator thread at once: a note does not wait for the
+    generator's next poll."""
+
+    def __init__(self, wake: threading.Event):
+        super().__init__()
+        self._wake_event = wake
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        self._wake_event.set()
+
+
 class Player:
     """Runs a :class:`Synth` against an output device.
 
@@ -62,7 +75,8 @@ class Player:
         if not 1 <= block <= synth.hop:
             raise UserError(f"--block {block}: must be 1..{synth.hop} samples")
         self.synth = synth
-        self.events: "queue.Queue[ev.Event]" = queue.Queue()
+        self._wake = threading.Event()
+        self.events: "queue.Queue[ev.Event]" = _WakingQueue(self._wake)
         self.block = block
         try:
             info = sd.query_devices(device, "output")
@@ -81,7 +95,6 @@ class Player:
 
             self._resampler = soxr.ResampleStream(SAMPLE_RATE, self.rate, 1, dtype="float32", quality="HQ")
         self._running = threading.Event()
-        self._wake = threading.Event()
         self._gen = threading.Thread(target=self._generate, name="nsynth-generator", daemon=True)
         self._error: BaseException | None = None
         self.first_sound_at: float | None = None  # perf_counter of the first non-zero sample rendered
@@ -120,6 +133,7 @@ class Player:
                         break
                 if self.ring.fill >= max(self.lead, self._cb_frames):
                     self._waited = True
+                    self._late = 0
                     self._wake.wait(timeout=self.block / SAMPLE_RATE / 2)
                     self._wake.clear()
                     continue
@@ -129,10 +143,14 @@ class Player:
                         # The generator was ahead and idle, yet playback ran dry: the device pulls
                         # in bigger bursts than we keep ready. Keep one block more ready.
                         self.lead = min(self.lead + self.device_block, self.max_lead)
-                    elif synth.active > 1:
-                        # Rendering flat out and still late: too many voices for this machine.
-                        # Shed the oldest (counted in the status) rather than let every voice glitch.
-                        synth.steal()
+                    else:
+                        self._late += 1
+                        if self._late >= 2 and synth.active > 1:
+                            # Rendering flat out and late twice running: too many voices for this
+                            # machine. Shed the oldest (counted in the status) rather than let
+                            # every voice glitch.
+                            synth.steal()
+                            self._late = 0
                     self._last_xruns = xruns
                     self._waited = False
                 audio = synth.render(self.block)
@@ -157,6 +175,7 @@ class Player:
     def start(self) -> "Player":
         self._last_xruns = 0
         self._waited = False
+        self._late = 0
         self._running.set()
         self._gen.start()
         # Prime the ring so the first callback does not count an xrun.

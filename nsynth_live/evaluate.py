@@ -38,6 +38,86 @@ class NoteResult:
     baseline_spectral: float
 
 
+class TorchBackend:
+    """A training run's EMA weights in PyTorch."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.cfg = model.cfg
+
+    @torch.no_grad()
+    def nll_and_embedding(self, audio: np.ndarray, pitch: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        x = torch.from_numpy(audio)
+        p = None if pitch is None else torch.from_numpy(pitch)
+        logits = self.model(x, p)
+        nll = torch.nn.functional.cross_entropy(logits, mulaw.encode(x), reduction="none").mean(-1) / LN2
+        return nll.numpy(), self.model.encode(x).numpy()
+
+    @torch.no_grad()
+    def generate(self, emb: np.ndarray, pitch: np.ndarray | None, n: int, seed: int, temperature: float,
+                 voices: list[int]) -> np.ndarray:
+        from nsynth_live.generate import generate
+
+        p = None if pitch is None else torch.from_numpy(pitch)
+        return generate(self.model, torch.from_numpy(emb), p, n, seed=seed, temperature=temperature,
+                        voices=voices).numpy()
+
+
+class EngineBackend:
+    """An ONNX export through a host engine (no torch needed): the NLL is the engine's
+    teacher-forced logits, the reconstruction its generation with the same noise rule."""
+
+    def __init__(self, export: Path, kind: str = "auto", max_voices: int = 8):
+        from host.engine import open_engine
+
+        self.engine = open_engine(export, kind, max_voices=max_voices)
+        self.cfg = self.engine.cfg
+
+    def _run(self, cond: np.ndarray, n: int, noise: np.ndarray, pitch: np.ndarray | None, temperature: float = 1.0,
+             feed: np.ndarray | None = None, logits: list | None = None) -> np.ndarray:
+        """Classes [B, n] from per-frame conditioning [B, F, C], in hop-sized blocks (fresh voices)."""
+        from host.engine import voice_excitation
+
+        eng, hop = self.engine, self.cfg.hop
+        slots = [eng.add_voice() for _ in range(cond.shape[0])]
+        out = np.empty((len(slots), n), np.int64)
+        padded = np.concatenate([cond, cond[:, -1:]], 1)
+        try:
+            for t0 in range(0, n, hop):
+                k = min(hop, n - t0)
+                f = t0 // hop
+                exc = voice_excitation(self.cfg, pitch, t0, k) if self.cfg.excitation_harmonics else None
+                lo = None if logits is None else np.empty((len(slots), k, 256), np.float32)
+                out[:, t0 : t0 + k] = eng.render(slots, padded[:, f : f + 2], np.full(len(slots), hop), noise[:, t0 : t0 + k],
+                                                 temperature, logits_out=lo,
+                                                 feed=None if feed is None else feed[:, t0 : t0 + k], exc=exc)
+                if logits is not None:
+                    logits.append(lo)
+        finally:
+            for s_ in slots:
+                eng.remove_voice(s_)
+        return out
+
+    def nll_and_embedding(self, audio: np.ndarray, pitch: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        emb = self.engine.encode(audio)
+        cond = self.engine.condition(emb, pitch)
+        classes = mulaw.encode(audio)
+        chunks: list[np.ndarray] = []
+        self._run(cond, audio.shape[1], np.full(classes.shape, 0.5), pitch, feed=classes, logits=chunks)
+        logits = np.concatenate(chunks, 1).astype(np.float64)  # [B, T, 256]
+        m = logits.max(-1, keepdims=True)
+        logz = (m[..., 0] + np.log(np.exp(logits - m).sum(-1)))
+        picked = np.take_along_axis(logits, classes[..., None], -1)[..., 0]
+        return (logz - picked).mean(-1) / LN2, emb
+
+    def generate(self, emb, pitch, n, seed, temperature, voices):
+        from nsynth_live import sampling
+
+        cond = self.engine.condition(emb, pitch)
+        classes = self._run(cond, n, sampling.NoiseStream(seed, voices).draw(n), pitch, temperature)
+        return mulaw.decode(classes)
+
+
 def load_model(path: str | Path) -> torch.nn.Module:
     """The EMA weights of a training run (a run folder or checkpoint file), in eval mode."""
     from nsynth_live.autoencoder import WaveNetAutoencoder
@@ -45,8 +125,6 @@ def load_model(path: str | Path) -> torch.nn.Module:
     from nsynth_live.configs import ModelConfig
 
     path = Path(path)
-    if (path / "model.json").is_file():
-        raise UserError(f"{path}: an ONNX export; evaluate a training run (RUN/checkpoint.pt) for now")
     ckpt = load_checkpoint(path)
     model = WaveNetAutoencoder(ModelConfig.from_dict(ckpt["config"]))
     model.load_state_dict(ckpt["ema"]["shadow"])
@@ -101,7 +179,8 @@ def evaluate(
     """Reconstruct held-out notes and write ``results.json``, WAVs and rainbowgram PNGs to ``out``.
 
     Args:
-        model_path: training run folder or checkpoint file.
+        model_path: training run folder or checkpoint file (EMA weights, PyTorch), or an export
+            directory (ONNX, through the host's engine).
         data: dataset root (or split folder).
         out: output folder.
         split: which split to reconstruct (held-out: test or valid).
@@ -118,11 +197,13 @@ def evaluate(
     import soundfile as sf
     from tqdm import tqdm
 
-    from nsynth_live.generate import generate
     from nsynth_live.nsynth import load_examples, read_note, resolve_split
 
-    model = load_model(model_path)
-    cfg = model.cfg
+    if (Path(model_path) / "model.json").is_file():
+        backend: Any = EngineBackend(Path(model_path), max_voices=batch)
+    else:
+        backend = TorchBackend(load_model(model_path))
+    cfg = backend.cfg
     split_dir = resolve_split(data, split)
     notes = load_examples(split_dir)
     if not notes:
@@ -139,13 +220,9 @@ def evaluate(
     for start in range(0, len(notes), batch):
         chunk = notes[start : start + batch]
         audio = np.stack([read_note(split_dir, n) for n in chunk])  # [B, 64000]
-        x = torch.from_numpy(audio)
-        pitch = torch.tensor([n.pitch for n in chunk]) if cfg.pitch_conditioning else None
-        logits = model(x, pitch)
-        nll = torch.nn.functional.cross_entropy(logits, mulaw.encode(x), reduction="none").mean(-1) / LN2
-        emb = model.encode(x)
-        recon = generate(model, emb, pitch, n_samples, seed=seed, temperature=temperature,
-                         voices=list(range(start, start + len(chunk)))).numpy()
+        pitch = np.array([n.pitch for n in chunk], np.int64) if cfg.pitch_conditioning else None
+        nll, emb = backend.nll_and_embedding(audio, pitch)
+        recon = backend.generate(emb, pitch, n_samples, seed, temperature, list(range(start, start + len(chunk))))
         for b, info in enumerate(chunk):
             orig = audio[b, :n_samples]
             base = loudness_envelope_noise(orig, seed=seed + start + b)

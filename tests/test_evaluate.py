@@ -72,3 +72,20 @@ def test_evaluate_rejects_a_missing_model(nsynth_tiny, tmp_path):
     )
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and "nope" in res.stderr
+
+
+def test_an_export_evaluates_like_its_training_run(tiny_run, nsynth_tiny, tmp_path):
+    """The same EMA weights through ONNX and a host engine: the same NLL (teacher-forced logits of
+    the step graph) and the same reconstructions (one sampling rule, one noise stream)."""
+    from exporters.export import export_model, load_model_from_checkpoint
+    from nsynth_live.evaluate import evaluate
+
+    model, source = load_model_from_checkpoint(tiny_run)
+    export = export_model(model, tmp_path / "export", source=source)
+    kw = dict(split="test", limit=2, seconds=0.25, batch=2, plots=0, progress=False)
+    a = evaluate(tiny_run, nsynth_tiny, tmp_path / "a", **kw)
+    b = evaluate(export, nsynth_tiny, tmp_path / "b", **kw)
+    for na, nb in zip(a["notes"], b["notes"]):
+        assert na["note_str"] == nb["note_str"]
+        assert na["nll_bits"] == pytest.approx(nb["nll_bits"], rel=1e-4)
+        assert na["recon_spectral"] == pytest.approx(nb["recon_spectral"], rel=1e-6)

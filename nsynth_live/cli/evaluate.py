@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the same figures for mu-law noise shaped by the note's loudness envelope. Writes "
         "results.json, WAVs and rainbowgram PNGs to --out.",
     )
-    p.add_argument("--model", required=True, metavar="RUN", help="training run folder or checkpoint file (EMA weights)")
+    p.add_argument("--model", required=True, metavar="RUN_or_EXPORT",
+                   help="training run folder or checkpoint file (EMA weights, PyTorch), or an export directory (ONNX engines)")
     p.add_argument("--data", required=True, help="dataset root (or a split folder)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--split", default="test", help="split to reconstruct (default test)")

@@ -1,0 +1,174 @@
+"""The live host on a JACK device: OSC-to-sound latency, and how many voices play without xruns.
+
+    python bench/bench_host.py [--trials 20] [--hold 30] [--max-voices 16] [--json FILE]
+
+Needs a running JACK server (scripts/jack.sh start: the dummy driver at 16 kHz, 256-frame
+periods). Runs `nsynth-live play` as its own process with the fused engine and records its output
+port with a separate JACK client, as the end-to-end tests do.
+
+- latency: a `/nsynth/note` sent over UDP to the first non-zero sample of the host's output as
+  the recording client receives it (perf_counter on both ends, one machine), with the hand-set
+  sine model (tests/sine_model.py) so the first sample of a note is known to be non-zero;
+- voices: a random-weight `live` export (the compute of the shipped config), V notes held for
+  ``--hold`` seconds; the largest V with no xrun and no stolen voice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from host.bank import Bank, Preset, save_bank  # noqa: E402
+from host.osc_server import build_message  # noqa: E402
+from host.trajectory import default_regions  # noqa: E402
+
+NL = str(Path(sys.executable).parent / "nsynth-live")
+
+
+class Recorder:
+    """A JACK client recording a port, with the perf_counter time of each period."""
+
+    def __init__(self, source: str):
+        import jack
+
+        self.client = jack.Client("nsynth-bench-capture", no_start_server=True)
+        self.rate = self.client.samplerate
+        self.port = self.client.inports.register("in")
+        self.first: float | None = None
+        self.armed = False
+        self.lock = threading.Lock()
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+        self.client.connect(source, self.port)
+
+    def _process(self, frames: int) -> None:
+        if self.armed and self.first is None:
+            x = self.port.get_array()
+            nz = np.flatnonzero(np.abs(x) > 1e-6)
+            if nz.size:
+                # The callback runs at the start of the period whose buffer holds the sample.
+                self.first = time.perf_counter() + nz[0] / self.rate
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+
+def bank(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    presets = [Preset(f"p{i}", (e := rng.standard_normal((125, 16)).astype(np.float32)), 60,
+                      regions=default_regions(e, 512)) for i in range(4)]
+    save_bank(Bank(path, "bench", 512, 16000, 16, 125, presets, corners=[p.name for p in presets]))
+    return path
+
+
+def start_host(model: Path, bank_dir: Path, port: int, voices: int, block: int) -> subprocess.Popen:
+    proc = subprocess.Popen([NL, "play", "--model", str(model), "--bank", str(bank_dir), "--engine", "fused",
+                             "--no-midi", "--osc-port", str(port), "--voices", str(voices), "--block", str(block),
+                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if "playing" not in line:
+        raise SystemExit(f"host did not start: {proc.stderr.read()}")
+    return proc
+
+
+def status(sock: socket.socket, port: int) -> list:
+    from pythonosc.osc_message import OscMessage
+
+    sock.sendto(build_message("/nsynth/status"), ("127.0.0.1", port))
+    return list(OscMessage(sock.recvfrom(65536)[0]).params)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--hold", type=float, default=30.0)
+    ap.add_argument("--max-voices", type=int, default=16)
+    ap.add_argument("--block", type=int, default=256)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    from exporters.export import export_model, export_random
+    from sine_model import sine_model
+
+    tmp = Path(tempfile.mkdtemp(prefix="nsynth-bench-host-"))
+    sine = export_model(sine_model(), tmp / "sine")
+    live = export_random("live", tmp / "live", seed=0)
+    b = bank(tmp / "bank")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(3)
+    report: dict = {"block": args.block}
+
+    # Latency.
+    port = 9311
+    host = start_host(sine, b, port, 8, args.block)
+    rec = Recorder("PortAudio:out_0")
+    lat = []
+    try:
+        time.sleep(1.0)
+        for i in range(args.trials):
+            rec.first, rec.armed = None, True
+            t0 = time.perf_counter()
+            sock.sendto(build_message("/nsynth/note", 60, 100), ("127.0.0.1", port))
+            deadline = time.time() + 2
+            while rec.first is None and time.time() < deadline:
+                time.sleep(0.001)
+            rec.armed = False
+            if rec.first is not None:
+                lat.append((rec.first - t0) * 1000)
+            sock.sendto(build_message("/nsynth/panic"), ("127.0.0.1", port))
+            time.sleep(0.3)
+    finally:
+        rec.close()
+        host.terminate()
+        host.wait()
+    lat_a = np.array(lat)
+    report["latency_ms"] = {"median": float(np.median(lat_a)), "p90": float(np.percentile(lat_a, 90)),
+                            "max": float(lat_a.max()), "trials": len(lat), "goal": args.block / 16 + 10}
+    print(f"OSC note -> first sample: median {np.median(lat_a):.1f} ms, p90 {np.percentile(lat_a, 90):.1f} ms, "
+          f"max {lat_a.max():.1f} ms over {len(lat)} notes (goal <= one block {args.block / 16:.0f} ms + 10 ms)")
+
+    # Voices held without xruns.
+    best = 0
+    rows = []
+    for v in range(1, args.max_voices + 1):
+        port += 1
+        host = start_host(live, b, port, v, args.block)
+        try:
+            time.sleep(1.0)
+            for k in range(v):
+                sock.sendto(build_message("/nsynth/note", 48 + 3 * k, 100), ("127.0.0.1", port))
+            time.sleep(1.0)
+            _, x0, _, _, _ = status(sock, port)
+            time.sleep(args.hold)
+            voices, x1, engine, rtf, _ = status(sock, port)
+        finally:
+            host.terminate()
+            host.wait()
+        ok = voices == v and x1 == x0
+        rows.append({"voices": v, "sounding": voices, "xruns": x1 - x0, "rtf": rtf})
+        print(f"  {v:2d} voices held {args.hold:.0f} s: {voices} sounding, {x1 - x0} xruns, rtf {rtf:.2f}")
+        if not ok:
+            break
+        best = v
+    report["voices"] = {"max_without_xrun": best, "hold_s": args.hold, "rows": rows, "goal": 8}
+    print(f"most live voices held {args.hold:.0f} s without an xrun: {best} (goal >= 8)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
