@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from nsynth_live.errors import UserError
+from nsynth_live.nsynth import atomic_write_bytes
 
 FORMAT = "nsynth-live-bank"
 VERSION = 1
@@ -207,19 +207,6 @@ def load_bank(path: str | os.PathLike[str]) -> Bank:
                 frames=frames, presets=presets, corners=corners)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _npy_bytes(arr: np.ndarray) -> bytes:
     import io
 
@@ -265,7 +252,7 @@ def save_bank(bank: Bank) -> Path:
             file = f"{stem}.npy"
             while file in used or (path / file).exists():
                 file, n = f"{stem}.{n}.npy", n + 1
-            _atomic_write(path / file, data)
+            atomic_write_bytes(path / file, data)
         used.add(file)
         entries.append({
             "name": p.name, "file": file, "source_pitch": int(p.source_pitch), "tags": list(p.tags),
@@ -276,7 +263,7 @@ def save_bank(bank: Bank) -> Path:
         "sample_rate": bank.sample_rate, "bottleneck": bank.bottleneck, "frames": bank.frames,
         "presets": entries, "corners": bank.corners,
     }
-    _atomic_write(path / BANK_JSON, (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write_bytes(path / BANK_JSON, (json.dumps(meta, indent=2) + "\n").encode())
     for f in old_files - {e["file"] for e in entries}:
         (path / f).unlink(missing_ok=True)
     return path

@@ -73,48 +73,49 @@ class EngineBackend:
         self.engine = open_engine(export, kind, max_voices=max_voices)
         self.cfg = self.engine.cfg
 
-    def _run(self, cond: np.ndarray, n: int, noise: np.ndarray, pitch: np.ndarray | None, temperature: float = 1.0,
-             feed: np.ndarray | None = None, logits: list | None = None) -> np.ndarray:
-        """Classes [B, n] from per-frame conditioning [B, F, C], in hop-sized blocks (fresh voices)."""
+    def nll_and_embedding(self, audio: np.ndarray, pitch: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Teacher-forced NLL [B] (bits/sample) of ``audio`` [B, T] and its embedding, block by
+        block: each block's logits are reduced at once, never kept for the whole note."""
         from host.engine import voice_excitation
 
         eng, hop = self.engine, self.cfg.hop
-        slots = [eng.add_voice() for _ in range(cond.shape[0])]
-        out = np.empty((len(slots), n), np.int64)
+        emb = eng.encode(audio)
+        cond = eng.condition(emb, pitch)
+        classes = mulaw.encode(audio)
+        b, n = classes.shape
         padded = np.concatenate([cond, cond[:, -1:]], 1)
+        nats = np.zeros(b)
+        slots = [eng.add_voice() for _ in range(b)]
         try:
             for t0 in range(0, n, hop):
                 k = min(hop, n - t0)
                 f = t0 // hop
                 exc = voice_excitation(self.cfg, pitch, t0, k) if self.cfg.excitation_harmonics else None
-                lo = None if logits is None else np.empty((len(slots), k, 256), np.float32)
-                out[:, t0 : t0 + k] = eng.render(slots, padded[:, f : f + 2], np.full(len(slots), hop), noise[:, t0 : t0 + k],
-                                                 temperature, logits_out=lo,
-                                                 feed=None if feed is None else feed[:, t0 : t0 + k], exc=exc)
-                if logits is not None:
-                    logits.append(lo)
+                logits = np.empty((b, k, 256), np.float32)
+                eng.render(slots, padded[:, f : f + 2], np.full(b, hop), np.full((b, k), 0.5), logits_out=logits,
+                           feed=classes[:, t0 : t0 + k], exc=exc)
+                z = logits.astype(np.float64)
+                m = z.max(-1, keepdims=True)
+                logz = m[..., 0] + np.log(np.exp(z - m).sum(-1))
+                picked = np.take_along_axis(z, classes[:, t0 : t0 + k, None], -1)[..., 0]
+                nats += (logz - picked).sum(-1)
         finally:
-            for s_ in slots:
-                eng.remove_voice(s_)
-        return out
-
-    def nll_and_embedding(self, audio: np.ndarray, pitch: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        emb = self.engine.encode(audio)
-        cond = self.engine.condition(emb, pitch)
-        classes = mulaw.encode(audio)
-        chunks: list[np.ndarray] = []
-        self._run(cond, audio.shape[1], np.full(classes.shape, 0.5), pitch, feed=classes, logits=chunks)
-        logits = np.concatenate(chunks, 1).astype(np.float64)  # [B, T, 256]
-        m = logits.max(-1, keepdims=True)
-        logz = (m[..., 0] + np.log(np.exp(logits - m).sum(-1)))
-        picked = np.take_along_axis(logits, classes[..., None], -1)[..., 0]
-        return (logz - picked).mean(-1) / LN2, emb
+            for slot in slots:
+                eng.remove_voice(slot)
+        return nats / n / LN2, emb
 
     def generate(self, emb, pitch, n, seed, temperature, voices):
+        from host.engine import render_frames
         from nsynth_live import sampling
 
-        cond = self.engine.condition(emb, pitch)
-        classes = self._run(cond, n, sampling.NoiseStream(seed, voices).draw(n), pitch, temperature)
+        eng = self.engine
+        cond = eng.condition(emb, pitch)
+        slots = [eng.add_voice() for _ in range(cond.shape[0])]
+        try:
+            classes = render_frames(eng, slots, cond, n, sampling.NoiseStream(seed, voices), temperature, pitch=pitch)
+        finally:
+            for slot in slots:
+                eng.remove_voice(slot)
         return mulaw.decode(classes)
 
 
