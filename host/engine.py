@@ -224,6 +224,24 @@ class Engine(ABC):
             int64 [V, n]: the drawn mu-law classes.
         """
 
+    def render_fast(self, slots: np.ndarray, cond: np.ndarray, switch: np.ndarray, noise: np.ndarray,
+                    temperature: np.ndarray, exc: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`render` for a caller that builds well-formed arguments every block (the live
+        synth): an engine may skip its checks here. The default runs :meth:`render`.
+
+        Args:
+            slots: int64 [V] distinct active slots.
+            cond: C-contiguous float32 [V, 2, C].
+            switch: int64 [V].
+            noise: C-contiguous float64 [V, n].
+            temperature: float32 [V], finite and > 0.
+            exc: C-contiguous float32 [V, n, 2H] exactly for models with an excitation, else None.
+
+        Returns:
+            int64 [V, n], as :meth:`render`.
+        """
+        return self.render(slots, cond, switch, noise, temperature, exc=exc)
+
     def check_excitation(self, exc: Any, nv: int, n: int) -> np.ndarray | None:
         """Validate the excitation argument -> float32 [V, n, 2H] or None."""
         e = self.cfg.excitation_channels
@@ -255,7 +273,7 @@ class Engine(ABC):
         cond = np.ascontiguousarray(cond, dtype=np.float32)
         if cond.shape != (nv, 2, c):
             raise ValueError(f"{self.name} engine: cond must be [{nv}, 2, {c}], got {cond.shape}")
-        switch = np.ascontiguousarray(np.broadcast_to(np.asarray(switch, dtype=np.int64), (nv,)))
+        switch = np.array(np.broadcast_to(np.asarray(switch, dtype=np.int64), (nv,)))  # writable (numba types)
         temp = np.asarray(temperature, dtype=np.float64)
         if not (np.all(np.isfinite(temp)) and np.all(temp > 0)):
             raise ValueError(f"{self.name} engine: temperature must be finite and > 0, got {temperature!r}")
@@ -476,6 +494,7 @@ class FusedAdapter(Engine):
         from host.model_files import step_weights_from_onnx
 
         self._threads = threads or 2
+        self._cond_front: Any = None
         weights = step_weights_from_onnx(info.decoder_step)
         try:
             self.engine = FusedEngine(self.cfg, weights, max_voices=self.max_voices, threads=self._threads)
@@ -486,6 +505,16 @@ class FusedAdapter(Engine):
     def _frontend_options(self) -> dict[str, Any]:
         return {"threads": self._threads, "device": "cpu"}
 
+    def condition(self, embedding: np.ndarray, pitch: np.ndarray | Sequence[int] | None = None) -> np.ndarray:
+        """:meth:`Engine.condition` through a session of its own with one intra-op thread: a live
+        host's calls are small (a few frames), and ONNX Runtime's thread pool would spin after
+        each one on the cores the compiled step needs (the encoder keeps ``threads``)."""
+        if self._cond_front is None:
+            from host.engine_ort import OrtFrontEnd
+
+            self._cond_front = OrtFrontEnd(self.info, threads=1, device="cpu")
+        return self._cond_front.condition(embedding, pitch)
+
     def _reset(self, slots: np.ndarray) -> None:
         self.engine.reset(slots)
 
@@ -495,6 +524,10 @@ class FusedAdapter(Engine):
             exc = self.check_excitation(exc, idx.size, noise.shape[1])
             return self.engine.generate(idx, cond, switch, noise, temp, logits_out=logits_out, feed=feed, exc=exc)
 
+    def render_fast(self, slots, cond, switch, noise, temperature, exc=None):  # type: ignore[override]
+        with self._lock:
+            return self.engine.generate_fast(slots, cond, switch, noise, temperature, exc)
+
     def state(self, slot: int) -> tuple[np.ndarray, np.ndarray, int]:
         """(hist [H, R], x_hist [k], position) of one slot (copies)."""
         e = self.engine
@@ -502,6 +535,7 @@ class FusedAdapter(Engine):
 
     def close(self) -> None:
         self.engine.close()
+        self._cond_front = None
         super().close()
 
 

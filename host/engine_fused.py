@@ -217,11 +217,13 @@ class FusedEngine:
         cond = np.ascontiguousarray(cond, dtype=np.float32)
         if cond.shape != (nv, 2, c):
             raise ValueError(f"fused engine: cond must be [{nv}, 2, {c}], got {cond.shape}")
-        switch = np.ascontiguousarray(np.broadcast_to(np.asarray(switch, dtype=np.int64), (nv,)))
+        # A writable copy: numba compiles read-only arrays separately, and the warm-up must
+        # compile what the fast path passes.
+        switch = np.array(np.broadcast_to(np.asarray(switch, dtype=np.int64), (nv,)))
         temp = np.asarray(temperature, dtype=np.float64)
         if not (np.all(np.isfinite(temp)) and np.all(temp > 0)):
             raise ValueError(f"fused engine: temperature must be finite and > 0, got {temperature!r}")
-        temp = np.ascontiguousarray(np.broadcast_to(temp.astype(np.float32), (nv,)))
+        temp = np.array(np.broadcast_to(temp.astype(np.float32), (nv,)))  # writable, as switch
         if logits_out is None:
             logits_out = _EMPTY_LOGITS
         elif logits_out.shape != (nv, n, N_CLASSES) or logits_out.dtype != np.float32 or not logits_out.flags.c_contiguous:
@@ -243,6 +245,31 @@ class FusedEngine:
             raise ValueError("fused engine: this model takes no excitation")
         else:
             exc = _EMPTY_EXC
+        return self._run(idx, cond, switch, noise, temp, logits_out, feed, exc)
+
+    def generate_fast(self, slots: np.ndarray, cond: np.ndarray, switch: np.ndarray, noise: np.ndarray,
+                      temperature: np.ndarray, exc: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`generate` without its argument checks, for a caller that builds them well formed
+        every block (the live synth): the checks cost more than a small block's Python work.
+
+        Args:
+            slots: int64 [V], distinct, in 0 .. max_voices - 1.
+            cond: C-contiguous float32 [V, 2, C].
+            switch: int64 [V].
+            noise: C-contiguous float64 [V, n].
+            temperature: float32 [V], finite and > 0.
+            exc: C-contiguous float32 [V, n, E] exactly when the config has an excitation, else None.
+
+        Returns:
+            int64 [V, n], as :meth:`generate`.
+        """
+        return self._run(slots, cond, switch, noise, temperature, _EMPTY_LOGITS, _EMPTY_FEED,
+                         _EMPTY_EXC if exc is None else exc)
+
+    def _run(self, idx: np.ndarray, cond: np.ndarray, switch: np.ndarray, noise: np.ndarray, temp: np.ndarray,
+             logits_out: np.ndarray, feed: np.ndarray, exc: np.ndarray) -> np.ndarray:
+        """Run the kernel on validated arguments (shapes as :meth:`generate_fast`)."""
+        nv, n = noise.shape
         out = np.empty((nv, n), np.int64)
         if nv == 0 or n == 0:
             return out

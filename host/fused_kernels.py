@@ -427,11 +427,14 @@ def run_block(
                 size = (k - 1) * d
                 off = offsets[layer]
                 cb = r2 * layer
+                pow2 = size & (size - 1) == 0
                 for v in range(vb, vh):
                     slot = slots[v]
                     tv = t_pos[slot]
                     for tap in range(k - 1):
-                        src = off + (tv - (k - 1 - tap) * d) % size
+                        back = tv - (k - 1 - tap) * d
+                        # A power-of-two ring (every config's): a mask, not a 64-bit division.
+                        src = off + (back & (size - 1) if pow2 else back % size)
                         for j in range(r):
                             taps[v, tap * r + j] = hist[slot, src, j]
                     row = 0 if t < switch[v] else 1
@@ -460,9 +463,10 @@ def run_block(
                 off = offsets[layer]
                 last = layer == n_layers - 1
                 # h_i[t] overwrites the oldest tap's slot, read above.
+                pow2 = size & (size - 1) == 0
                 for v in range(vb, vh):
                     slot = slots[v]
-                    dst = off + t_pos[slot] % size
+                    dst = off + (t_pos[slot] & (size - 1) if pow2 else t_pos[slot] % size)
                     for j in range(r):
                         hist[slot, dst, j] = h[v, j]
                 _matvec(h, vb, vh, gate_w, layer, (k - 1) * r, z, layer, vb, r2)

@@ -74,22 +74,22 @@ class ExportInfo:
         return self.metadata["weights_sha256"]
 
 
-def _short(value: Any, width: int = 120) -> str:
+def short_json(value: Any, width: int = 120) -> str:
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _first_difference(a: Any, b: Any, path: str) -> tuple[str, Any, Any] | None:
+def first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any] | None:
     """The first (dotted path, a's value, b's value) where two JSON values differ, or None."""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b), key=str):
-            found = _first_difference(a.get(key), b.get(key), f"{path}.{key}")
+            found = first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
             if found:
                 return found
         return None
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b)):
-            found = _first_difference(x, y, f"{path}[{i}]")
+            found = first_difference(x, y, f"{path}[{i}]")
             if found:
                 return found
         return None
@@ -168,18 +168,18 @@ def _check_file(path: Path, role: str, model: Any, reference: dict[str, Any], ve
     _check_metadata(path, metadata)
     if file_role != role:
         raise UserError(f"{path}: metadata says this is the {file_role!r} graph, expected {role!r}")
-    diff = _first_difference(metadata, reference, "")
+    diff = first_difference(metadata, reference, "")
     if diff:
         key, mine, theirs = diff
         raise UserError(
-            f"{path}: metadata {key.lstrip('.')!r} disagrees with {MODEL_JSON} ({_short(mine)} vs {_short(theirs)})"
+            f"{path}: metadata {key.lstrip('.')!r} disagrees with {MODEL_JSON} ({short_json(mine)} vs {short_json(theirs)})"
         )
     spec = reference["tensors"].get(role, {})
     for kind, actual in (("inputs", _io(model.graph.input)), ("outputs", _io(model.graph.output))):
-        diff = _first_difference(actual, spec.get(kind, []), kind)
+        diff = first_difference(actual, spec.get(kind, []), kind)
         if diff:
             where, mine, theirs = diff
-            raise UserError(f"{path}: graph {where} is {_short(mine)}, metadata says {_short(theirs)}")
+            raise UserError(f"{path}: graph {where} is {short_json(mine)}, metadata says {short_json(theirs)}")
     if verify_weights:
         digest = initializers_sha256(model)
         if digest != reference["initializers_sha256"].get(role):

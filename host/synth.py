@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,6 +27,15 @@ from nsynth_live import mulaw, sampling
 from nsynth_live.errors import UserError
 
 FADE_SAMPLES = 64  # a stolen or panicked voice fades out over this many samples (4 ms)
+NOISE_CHUNK = 4096  # noise drawn per voice at a time (one generator call per 16 blocks of 256)
+COND_WINDOW = 8  # trajectory frames conditioned per cache miss (around the missing one)
+COND_PITCHES = 32  # pitches whose conditioning the cache keeps (least recently used go first)
+DECODE = mulaw.decode(np.arange(mulaw.N_CLASSES))  # float32 [256]: class -> sample, as mulaw.decode
+
+
+def velocity_gain(velocity: int) -> float:
+    """Linear level of a note of MIDI ``velocity`` (1..127): the host's and render-bank's one rule."""
+    return velocity / 127.0
 
 
 @dataclass
@@ -63,6 +72,75 @@ class SynthStats:
         return self.rendered_samples / 16000.0 / self.render_seconds
 
 
+class CondCache:
+    """Conditioning rows of the current timbre, per (pitch, trajectory frame), kept until it changes.
+
+    The conditioner (``Engine.condition``) is a per-frame projection of (embedding frame, pitch),
+    so a held note revisiting its sustain frames, or a second note at the same pitch, needs no
+    new call: rows are computed once, ``COND_WINDOW`` frames around each miss at a time (a voice
+    moves frame by frame, forwards or, in its sustain ping-pong, backwards), all misses of a
+    block in one engine call, and are the engine's own output, bit for bit. Filled rows are never
+    written again, so a voice may hold a view of one across a timbre change.
+
+    Args:
+        engine: computes the rows.
+        pitch_conditioning: whether the model takes a pitch (else every pitch shares key 0).
+    """
+
+    def __init__(self, engine: Engine, pitch_conditioning: bool):
+        self.engine = engine
+        self.pitched = pitch_conditioning
+        self.width = engine.cfg.cond_width
+        self.calls = 0  # engine calls made (for tests and profiling)
+        self.trajectory = np.zeros((1, engine.cfg.bottleneck), np.float32)
+        self._rows: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()  # key -> ([F, C], filled [F])
+
+    def reset(self, trajectory: np.ndarray) -> None:
+        """A new timbre, float32 [frames, bottleneck]: forget every row."""
+        self.trajectory = trajectory
+        self._rows = OrderedDict()
+
+    def _key(self, pitch: int) -> int:
+        return pitch if self.pitched else 0
+
+    def row(self, pitch: int, frame: int) -> np.ndarray:
+        """The row of ``(pitch, frame)``, float32 [C] (a view into the cache: never write to it),
+        made ready by :meth:`ensure`."""
+        return self._rows[self._key(pitch)][0][frame]
+
+    def ensure(self, wanted: list[tuple[int, int]]) -> None:
+        """Compute the missing rows among ``(pitch, frame)`` pairs, in one engine call."""
+        frames = self.trajectory.shape[0]
+        misses: dict[tuple[int, int], None] = {}
+        for pitch, frame in wanted:
+            key = self._key(pitch)
+            entry = self._rows.get(key)
+            if entry is None:
+                entry = self._rows[key] = (np.empty((frames, self.width), np.float32), np.zeros(frames, bool))
+            else:
+                self._rows.move_to_end(key)
+            if not entry[1][frame]:
+                misses[(key, frame)] = None
+        if not misses:
+            return
+        w = min(COND_WINDOW, frames)
+        starts = [min(max(f - w // 2, 0), frames - w) for _, f in misses]
+        emb = np.stack([self.trajectory[s : s + w].T for s in starts])  # [B, bottleneck, w]
+        pitch = np.array([k for k, _ in misses], np.int64) if self.pitched else None
+        cond = self.engine.condition(emb, pitch)  # [B, w, C]
+        self.calls += 1
+        for (key, _), s, rows in zip(misses, starts, cond):
+            table, filled = self._rows[key]
+            todo = ~filled[s : s + w]
+            table[s : s + w][todo] = rows[todo]
+            filled[s : s + w] = True
+        while len(self._rows) > COND_PITCHES:  # the least recently used pitch (not needed now)
+            key = next(iter(self._rows))
+            if any(self._key(p) == key for p, _ in wanted):
+                break
+            self._rows.popitem(last=False)
+
+
 class Synth:
     """Voices over an engine and a bank.
 
@@ -97,12 +175,25 @@ class Synth:
         self._mode = "preset"
         self._sel: tuple = (0,)
         self._xy = [0.5, 0.5]
-        self._timbre = bank.presets[0].embedding
-        self._regions = bank.presets[0].regions
+        self._cond = CondCache(engine, self.cfg.pitch_conditioning)
+        self._set_timbre(bank.presets[0].embedding, bank.presets[0].regions)
         if bank.corners:
             self._corners = tuple(bank.get(n).embedding for n in bank.corners)
         else:
             self._corners = None
+        # Per-block buffers, allocated once for every slot (flat, so that the first V rows of
+        # any shape are one contiguous array for the engine).
+        slots, c = engine.max_voices, self.cfg.cond_width
+        self._cond_buf = np.empty(slots * 2 * c, np.float32)  # -> [V, 2, C]
+        self._noise_buf = np.empty(slots * self.hop, np.float64)  # -> [V, n]
+        self._switch = np.empty(slots, np.int64)
+        self._slots = np.empty(slots, np.int64)
+        self._levels = np.empty(slots, np.float32)
+        self._temps = np.empty(slots, np.float32)
+        self._temp_value: float | None = None
+        # Noise drawn NOISE_CHUNK numbers per voice at a time: the same stream as drawing per block.
+        self._noise_chunk = np.empty((slots, NOISE_CHUNK), np.float64)
+        self._noise_pos = np.zeros(slots, np.int64)
 
     # ------------------------------------------------------------------ controls
 
@@ -160,9 +251,17 @@ class Synth:
             for v in self.voices.values():
                 self._release(v)
 
-    def _set_timbre(self, trajectory: np.ndarray) -> None:
+    def _set_timbre(self, trajectory: np.ndarray, regions: dict[str, int] | None = None) -> None:
         self._timbre = trajectory
-        self._regions = default_regions(trajectory, self.hop)
+        self._regions = default_regions(trajectory, self.hop) if regions is None else regions
+        self._cond.reset(trajectory)
+
+    def prepare(self) -> None:
+        """Do the one-time work (opening the conditioner, importing the excitation) now, not at the
+        first note of a live set."""
+        self._cond.ensure([(60, 0)])
+        if self.cfg.excitation_harmonics:
+            voice_excitation(self.cfg, [60], np.zeros(1), 1)
 
     @property
     def timbre(self) -> np.ndarray:
@@ -187,7 +286,9 @@ class Synth:
         frames = self._timbre.shape[0]
         voice = Voice(slot, pitch, velocity, Cursor(self._regions, frames), self.clock, seed_id=self._note_ids)
         voice.frame = voice.cursor.next_frame()
-        self._noise[slot] = np.random.default_rng([self.seed, self._note_ids])
+        self._noise[slot] = rng = np.random.default_rng([self.seed, self._note_ids])
+        rng.random(out=self._noise_chunk[slot])
+        self._noise_pos[slot] = 0
         self.voices[slot] = voice
         self.stats.notes += 1
 
@@ -230,11 +331,18 @@ class Synth:
 
     # ------------------------------------------------------------------ audio
 
-    def _conditions(self, frames: list[tuple[Voice, int]]) -> np.ndarray:
-        """Conditioning rows [len(frames), C] for (voice, trajectory frame) pairs, one engine call."""
-        emb = np.stack([self._timbre[f] for _, f in frames])[:, :, None]  # [V, bottleneck, 1]
-        pitch = np.array([v.pitch for v, _ in frames], np.int64) if self.cfg.pitch_conditioning else None
-        return self.engine.condition(emb, pitch)[:, 0]
+    def _draw_noise(self, slot: int, out: np.ndarray) -> None:
+        """The next ``len(out)`` numbers of the voice's noise stream into ``out`` (float64 [n])."""
+        n, pos = out.shape[0], int(self._noise_pos[slot])
+        chunk = self._noise_chunk[slot]
+        first = min(n, NOISE_CHUNK - pos)
+        out[:first] = chunk[pos : pos + first]
+        if first < n:  # the chunk ran out: draw the next one (n <= hop < NOISE_CHUNK)
+            self._noise[slot].random(out=chunk)
+            out[first:] = chunk[: n - first]
+            self._noise_pos[slot] = n - first
+        else:
+            self._noise_pos[slot] = pos + n
 
     def render(self, n: int) -> np.ndarray:
         """The next ``n`` (1..hop) samples of the mix, float32 [n] in [-1, 1].
@@ -243,54 +351,65 @@ class Synth:
         """
         if not 1 <= n <= self.hop:
             raise ValueError(f"block must be 1..{self.hop} samples, got {n}")
-        out = np.zeros(n, np.float32)
         if not self.voices:
             self.clock += n
-            return out
+            return np.zeros(n, np.float32)
         t0 = time.perf_counter()
+        if self.temperature != self._temp_value:  # validated once per value, not per block
+            sampling.check_temperature(self.temperature)
+            self._temps.fill(self.temperature)
+            self._temp_value = self.temperature
         voices = list(self.voices.values())
-        # Row 0: the frame being played; row 1: the next frame if the block crosses into it.
-        need = [(v, v.frame) for v in voices if v.cond is None]
-        if need:
-            for (v, _), row in zip(need, self._conditions(need)):
-                v.cond = row
-        switch = np.array([self.hop - v.pos if self.hop - v.pos < n else n for v in voices], np.int64)
-        crossing = [i for i, v in enumerate(voices) if switch[i] < n]
+        nv, hop, c = len(voices), self.hop, self.cfg.cond_width
+        # Row 0: the frame being played; row 1: the next frame if the block crosses into it
+        # (sample `switch` of the block on), else row 0 again.
         nxt: dict[int, int] = {}
-        for i in crossing:
-            nxt[i] = voices[i].cursor.next_frame()
-        c = self.cfg.cond_width
-        cond = np.empty((len(voices), 2, c), np.float32)
         for i, v in enumerate(voices):
+            if hop - v.pos < n:
+                nxt[i] = v.cursor.next_frame()
+        wanted = [(v.pitch, v.frame) for v in voices if v.cond is None]
+        wanted += [(voices[i].pitch, f) for i, f in nxt.items()]
+        if wanted:
+            self._cond.ensure(wanted)  # one conditioner call at most, usually none
+        cond = self._cond_buf[: nv * 2 * c].reshape(nv, 2, c)
+        noise = self._noise_buf[: nv * n].reshape(nv, n)
+        switch = self._switch[:nv]
+        slots = self._slots[:nv]
+        for i, v in enumerate(voices):
+            if v.cond is None:
+                v.cond = self._cond.row(v.pitch, v.frame)
+            slots[i] = v.slot
             cond[i, 0] = v.cond
-            cond[i, 1] = v.cond
-        if crossing:
-            rows = self._conditions([(voices[i], nxt[i]) for i in crossing])
-            for i, row in zip(crossing, rows):
-                cond[i, 1] = row
-        noise = np.stack([self._noise[v.slot].random(n) for v in voices])
+            if i in nxt:
+                cond[i, 1] = self._cond.row(v.pitch, nxt[i])
+                switch[i] = hop - v.pos
+            else:
+                cond[i, 1] = v.cond
+                switch[i] = n
+            self._draw_noise(v.slot, noise[i])
+            self._levels[i] = velocity_gain(v.velocity) * self.gain
         exc = None
         if self.cfg.excitation_harmonics:
             exc = voice_excitation(self.cfg, [v.pitch for v in voices], np.array([v.t for v in voices]), n)
-        classes = self.engine.render([v.slot for v in voices], cond, switch, noise, self.temperature, exc=exc)
-        audio = mulaw.decode(classes)  # [V, n]
+        # Every argument is well formed by construction: skip the engine's checks (fast path).
+        classes = self.engine.render_fast(slots, cond, switch, noise, self._temps[:nv], exc=exc)
+        audio = DECODE[classes]  # float32 [V, n]
+        audio *= self._levels[:nv, None]
         for i, v in enumerate(voices):
-            level = (v.velocity / 127.0) * self.gain
-            x = audio[i] * level
             if v.fade >= 0:
                 k = min(v.fade, n)
                 ramp = np.zeros(n, np.float32)
                 ramp[:k] = np.linspace(v.fade / FADE_SAMPLES, max(0.0, (v.fade - k) / FADE_SAMPLES), k, dtype=np.float32)
-                x = x * ramp
+                audio[i] *= ramp
                 v.fade -= k
-            out += x
             v.t += n
             if i in nxt:
-                v.frame, v.pos, v.cond = nxt[i], n - int(switch[i]), cond[i, 1].copy()
+                v.frame, v.pos, v.cond = nxt[i], n - int(switch[i]), self._cond.row(v.pitch, nxt[i])
             else:
                 v.pos += n
-                if v.pos == self.hop:  # the block ended exactly on a frame boundary
+                if v.pos == hop:  # the block ended exactly on a frame boundary
                     v.frame, v.pos, v.cond = v.cursor.next_frame(), 0, None
+        out = audio.sum(0, dtype=np.float32) if nv > 1 else audio[0]
         for v in voices:
             if v.fade == 0:
                 self._free(v)
@@ -300,4 +419,4 @@ class Synth:
         self.stats.render_seconds += time.perf_counter() - t0
         self.stats.rendered_samples += n
         # A soft limiter: transparent at normal levels, no harsh clipping when many voices add up.
-        return np.tanh(out).astype(np.float32)
+        return np.tanh(out)

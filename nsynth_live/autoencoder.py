@@ -60,18 +60,24 @@ class WaveNetAutoencoder(nn.Module):
         """
         return self.decoder(self._network_input(audio)[1], embedding, pitch)
 
-    def forward(self, audio: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, audio: torch.Tensor, pitch: torch.Tensor | None = None, input_noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Reconstruction logits: encode the audio, then decode it teacher-forced.
 
         Args:
             audio: [B, T] float in [-1, 1]; T a positive multiple of ``cfg.hop``.
             pitch: [B] MIDI notes 0..127 (None without pitch conditioning).
+            input_noise: optional [B, T] added to the decoder's past samples only (the network
+                input in [-1, 1], not the encoder's): a training regulariser (see
+                ``TrainSettings.input_noise``).
 
         Returns:
             logits [B, 256, T].
         """
         x = self._network_input(audio)[1]
-        return self.decoder(x, self.encoder(x), pitch)
+        past = x if input_noise is None else x + input_noise.to(x.dtype)
+        return self.decoder(past, self.encoder(x), pitch)
 
     def loss(self, audio: torch.Tensor, pitch: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean softmax cross-entropy of the reconstruction.

@@ -62,6 +62,11 @@ class TrainSettings:
     pitches: list[int] | None = None  # [lo, hi] inclusive
     velocities: list[int] | None = None
     progress: bool = True
+    # Gaussian noise on the decoder's past samples (network input in [-1, 1]), std drawn per
+    # crop uniformly in [0, input_noise]. Teacher forcing feeds the decoder the true past, so it
+    # learns to lean on it and ignore pitch; at generation its own samples are off by about a
+    # class spread (~0.05), which a model trained on clean input has never seen. 0: off (paper).
+    input_noise: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -169,6 +174,9 @@ RESUME_OVERRIDABLE = frozenset({
     "steps", "data", "out", "threads", "workers", "progress", "compile", "precision", "device",
     "checkpoint_every", "valid_every", "log_every", "valid_notes",
 })
+# Settings a resumed run may retune part-way although they change its math (a long run switching
+# a regulariser on); every change is recorded in metrics.jsonl at the step it took effect.
+RESUME_TUNABLE = frozenset({"input_noise"})
 
 
 def _get(settings: TrainSettings | Mapping[str, Any], key: str, default: Any) -> Any:
@@ -187,10 +195,12 @@ def _resolve_settings(settings: TrainSettings | Mapping[str, Any], resume: bool)
         return TrainSettings.from_dict(given)
     saved = TrainSettings.from_dict(ckpt_io.load_checkpoint(Path(given["out"]) / "checkpoint.pt")["settings"])
     if isinstance(settings, TrainSettings):  # a full settings object: only the overridable part counts
-        given = {k: v for k, v in given.items() if k in RESUME_OVERRIDABLE}
+        given = {k: v for k, v in given.items() if k in RESUME_OVERRIDABLE | RESUME_TUNABLE}
     merged = asdict(saved)
     for key, value in given.items():
-        if key in RESUME_OVERRIDABLE:
+        if key in RESUME_TUNABLE:
+            merged[key] = value
+        elif key in RESUME_OVERRIDABLE:
             if value not in (None, "") or key == "threads":
                 merged[key] = value
         elif value != merged.get(key):
@@ -215,6 +225,12 @@ class Trainer:
         settings = _resolve_settings(settings, resume)
         self.out = Path(settings.out)
         ckpt = ckpt_io.load_checkpoint(self.out / "checkpoint.pt") if resume else None
+        before = TrainSettings.from_dict(ckpt["settings"]) if ckpt is not None else settings
+        self._retuned = {  # RESUME_TUNABLE settings this resume changes: {name: [old, new]}
+            k: [getattr(before, k), getattr(settings, k)]
+            for k in sorted(RESUME_TUNABLE)
+            if getattr(before, k) != getattr(settings, k)
+        }
         if not resume and (self.out / "checkpoint.pt").exists():
             raise UserError(f"{self.out}: already holds a checkpoint; pass --resume or another --out")
         self.s = settings
@@ -354,8 +370,9 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.schedule, self.step)
         self.opt.zero_grad(set_to_none=True)
+        noise = self._input_noise(audio.shape)
         with self._autocast():
-            logits = self.net(audio, pitch)
+            logits = self.net(audio, pitch, noise)
         loss = nll_bits(logits, audio)
         self.scaler.scale(loss * LN2).backward()  # optimise nats, as the reference does
         self.scaler.unscale_(self.opt)
@@ -365,6 +382,16 @@ class Trainer:
         self.ema.update(self.model)
         self.step += 1
         return float(loss.detach())
+
+    def _input_noise(self, shape: torch.Size) -> torch.Tensor | None:
+        """This step's decoder-input noise [B, T] (None when off): a pure function of (seed,
+        step, rank), so a resumed run draws what an uninterrupted one would."""
+        if not self.s.input_noise:
+            return None
+        key = np.random.SeedSequence([self.s.seed, self.step, self.dist.rank]).generate_state(1)[0]
+        g = torch.Generator().manual_seed(int(key))
+        std = self.s.input_noise * torch.rand(shape[0], 1, generator=g)
+        return (std * torch.randn(tuple(shape), generator=g)).to(self.dist.device)
 
     @torch.no_grad()
     def validate(self) -> float | None:
@@ -410,6 +437,8 @@ class Trainer:
             (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
         self._trim_metrics()
         self._tb = _tensorboard(self.out) if self.dist.is_main else None
+        if self._retuned and self.dist.is_main:
+            self._log({"step": self.step, "retuned": self._retuned})
         self._install_signal_handlers()
         bar = _progress(s, self.step, enabled=s.progress and self.dist.is_main)
         self.model.train()
@@ -507,6 +536,8 @@ def _check_settings(s: TrainSettings, cfg: ModelConfig) -> None:
         raise UserError(f"--ema-decay {s.ema_decay}: must be in [0, 1)")
     if s.clip <= 0:
         raise UserError(f"--clip {s.clip}: must be positive")
+    if not (0.0 <= s.input_noise <= 1.0):
+        raise UserError(f"--input-noise {s.input_noise}: must be within 0..1")
 
 
 def _advance(state: dict[str, int], sampler: ResumableSampler) -> dict[str, int]:

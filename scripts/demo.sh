@@ -1,35 +1,32 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: set up, then run the most complete pipeline available.
-# Until the shipped default model lands (issue 9) that is: build a small dataset from the
-# installed GM soundfont, train the `tiny` config briefly, evaluate held-out reconstructions
-# (table + rainbowgrams) and draw the training curve. Everything goes to ./demo-out/.
+# The main job on a fresh machine: set up, then play the shipped default model and bank offline.
+#   bash scripts/demo.sh [OUT]          (default OUT: demo-out/)
+# 1. a short MIDI phrase through the live host's voices -> OUT/phrase.wav
+# 2. a small bank (2 presets x 2 octaves x 2 velocity layers) -> OUT/bank/*.wav + one .sfz per preset
+# 3. held-out reconstructions by the shipped model against the evaluate command's noise baseline,
+#    on notes of a soundfont it never trained on (TimGM6mb) -> OUT/eval/ (table, rainbowgrams)
+# Set NSYNTH_SKIP_SETUP=1 to reuse an existing .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+[ "${NSYNTH_SKIP_SETUP:-0}" = 1 ] || bash scripts/setup.sh
 OUT="${1:-demo-out}"
-SF2=/usr/share/sounds/sf2/TimGM6mb.sf2
 NL=.venv/bin/nsynth-live
 rm -rf "$OUT"
 mkdir -p "$OUT"
-echo "== 1/5 dataset: 6 GM programs x MIDI 48-72 from $(basename $SF2)"
-$NL dataset build --soundfont "$SF2" --out "$OUT/data" --programs 0,24,40,56,73,11 \
-    --pitches 48-72 --velocities 100 --splits 0.67,0.0,0.33 --no-progress
-$NL dataset info "$OUT/data" | head -12
-echo "== 2/5 train: tiny config, 200 steps"
-$NL train --config tiny --data "$OUT/data" --out "$OUT/run" --steps 200 --batch-size 4 \
-    --crop 2048 --lr 3e-3 --checkpoint-every 100 --valid-every 100 --log-every 20 --no-progress
-echo "== 3/5 evaluate: 2 held-out notes, 1 s each"
-$NL evaluate --model "$OUT/run" --data "$OUT/data" --out "$OUT/eval" --limit 2 --seconds 1 --plots 2 --no-progress
-echo "== 4/5 training curve"
-$NL curve "$OUT/run" --out "$OUT/curve.png"
-echo "== 5/5 a MIDI phrase through the live host's voices (presets/example: an early checkpoint)"
-$NL render-midi presets/example/phrase.mid --model presets/example/model --bank presets/example/bank \
-    --preset flute --out "$OUT/phrase.wav"
+echo "== 1/3 a MIDI phrase with the shipped default (presets/default)"
+$NL render-midi presets/phrase.mid --preset flute --out "$OUT/phrase.wav"
+echo "== 2/3 a small bank to WAV + SFZ"
+$NL render-bank --presets acoustic-grand-piano,flute --pitches 48,52,55,60,64,67,72 --velocities 64,127 --seconds 2 \
+    --no-progress --out "$OUT/bank"
+echo "== 3/3 held-out reconstructions vs the noise baseline (TimGM6mb notes, never trained on)"
+$NL dataset build --soundfont /usr/share/sounds/sf2/TimGM6mb.sf2 --out "$OUT/data" --programs 0,24,40,73 \
+    --pitches 48-72 --velocities 100 --splits 0.5,0.0,0.5 --no-progress > /dev/null
+$NL evaluate --model presets/default/model --data "$OUT/data" --out "$OUT/eval" --limit 4 --seconds 2 \
+    --plots 2 --no-progress
 echo
-echo "done. Look at:"
-echo "  $OUT/data/                 NSynth-layout dataset (examples.json + audio/*.wav per split)"
-echo "  $OUT/run/metrics.jsonl     training metrics; $OUT/curve.png the curve"
-echo "  $OUT/eval/results.json     NLL / f0 / spectral distance vs a noise baseline"
+echo "done. Listen and look:"
+echo "  $OUT/phrase.wav            a MIDI phrase played by the shipped model (flute preset)"
+echo "  $OUT/bank/*.sfz            load one in any SFZ sampler (sforzando, Sitala, Decent Sampler...)"
+echo "  $OUT/bank/samples/*.wav    its samples, named like NSynth notes (preset-pitch-velocity)"
+echo "  $OUT/eval/results.json     NLL / f0 / spectral distance vs the noise baseline"
 echo "  $OUT/eval/*.png            rainbowgrams: original | reconstruction | baseline"
-echo "  $OUT/eval/audio/*.wav      originals and reconstructions"
-echo "  $OUT/phrase.wav            a MIDI phrase rendered with the example model and bank"

@@ -96,10 +96,12 @@ def stream(engine: FusedEngine, slots, cond: np.ndarray, noise: np.ndarray, size
     [
         (tiny(), 3, 1300, [256, 100, 7, 512]),
         (tiny(decoder_kernel=3, pitch_conditioning=False), 2, 1100, [300, 1, 211]),
+        # Rings of 3 d samples: not powers of two (the kernel's general modulo path).
+        (tiny(decoder_kernel=4), 2, 700, [256, 5, 300]),
         # Past the receptive field (2048) so every ring wraps; 5 frame boundaries.
         (get_config("live"), 2, 2600, [256, 512, 33, 490]),
     ],
-    ids=["tiny", "tiny-k3-no-pitch", "live"],
+    ids=["tiny", "tiny-k3-no-pitch", "tiny-k4", "live"],
 )
 def test_streamed_logits_equal_the_teacher_forced_forward(cfg, batch, n, sizes):
     assert cfg.name != "live" or n > receptive_field(cfg)
@@ -331,6 +333,19 @@ def test_construction_precompiles_every_kernel_path():
                     logits_out=np.empty((3, 100, 256), np.float32), feed=np.zeros((3, 100), np.int64))
     engine.generate([1], cond[:1, [0, 0]], [0], np.full((1, 7), 0.3))
     assert len(K.run_block.signatures) == before  # nothing compiled after the constructor
+    engine.close()
+
+
+def test_fast_path_compiles_nothing_after_construction():
+    # The live synth calls generate_fast with its own writable buffers every block: a signature
+    # the warm-up did not compile would cost a compile (or cache load) inside the first note.
+    cfg = tiny()
+    decoder, _, _, cond = random_case(cfg, 3, 100)
+    engine = FusedEngine(cfg, step_weight_dict(decoder), max_voices=3, threads=2)
+    before = len(K.run_block.signatures)
+    engine.generate_fast(np.array([2, 0, 1]), np.ascontiguousarray(cond[:, [0, 0]]), np.array([5, 5, 5]),
+                         np.full((3, 100), 0.3), np.ones(3, np.float32))
+    assert len(K.run_block.signatures) == before
     engine.close()
 
 

@@ -81,15 +81,16 @@ def test_tiny_overfits_a_handful_of_notes(nsynth_tiny, tmp_path):
     assert (out / "curve.png").stat().st_size > 1000
 
 
-def test_resume_equals_straight_run(nsynth_tiny, tmp_path):
+@pytest.mark.parametrize("input_noise", [0.0, 0.2])
+def test_resume_equals_straight_run(nsynth_tiny, tmp_path, input_noise):
     n = 4
     straight = tmp_path / "straight"
-    train(settings(nsynth_tiny, straight, steps=2 * n, schedule_steps=2 * n))
+    train(settings(nsynth_tiny, straight, steps=2 * n, schedule_steps=2 * n, input_noise=input_noise))
     split = tmp_path / "split"
-    train(settings(nsynth_tiny, split, steps=n, schedule_steps=2 * n))
+    train(settings(nsynth_tiny, split, steps=n, schedule_steps=2 * n, input_noise=input_noise))
     mid = ckpt_io.load_checkpoint(split)
     assert mid["step"] == n
-    train(settings(nsynth_tiny, split, steps=2 * n), resume=True)
+    train(settings(nsynth_tiny, split, steps=2 * n, input_noise=input_noise), resume=True)
 
     a, b = ckpt_io.load_checkpoint(straight), ckpt_io.load_checkpoint(split)
     assert a["step"] == b["step"] == 2 * n
@@ -228,6 +229,45 @@ def test_resume_refuses_to_change_the_runs_math_but_may_extend_it(nsynth_tiny, t
     res = subprocess.run(base + ["--steps", "3", "--threads", "1"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert ckpt_io.load_checkpoint(out)["step"] == 3
+
+
+def test_input_noise_reaches_the_decoders_past_only(nsynth_tiny, tmp_path):
+    """The noise is drawn per step, changes the losses, and is fed to the decoder alone."""
+    from nsynth_live import mulaw
+    from nsynth_live.autoencoder import WaveNetAutoencoder
+    from nsynth_live.configs import get_config
+
+    clean, noisy = tmp_path / "clean", tmp_path / "noisy"
+    train(settings(nsynth_tiny, clean, steps=3))
+    train(settings(nsynth_tiny, noisy, steps=3, input_noise=0.5))
+    lc, ln = losses(clean), losses(noisy)
+    assert all(a != b for (_, a), (_, b) in zip(lc, ln))
+
+    torch.manual_seed(0)
+    model = WaveNetAutoencoder(get_config("tiny")).eval()
+    audio = 0.3 * torch.sin(torch.arange(2048.0) * 0.05).repeat(2, 1)
+    pitch = torch.tensor([60, 64])
+    noise = 0.1 * torch.randn(2, 2048)
+    x = mulaw.to_input(mulaw.encode(audio))
+    with torch.no_grad():
+        want = model.decoder(x + noise, model.encoder(x), pitch)
+        torch.testing.assert_close(model(audio, pitch, noise), want, rtol=0, atol=0)
+        assert not torch.equal(model(audio, pitch), want)
+
+
+def test_input_noise_may_be_retuned_on_resume_and_is_recorded(nsynth_tiny, tmp_path):
+    out = tmp_path / "run"
+    train(settings(nsynth_tiny, out, steps=2))
+    cmd = [str(VENV_BIN / "nsynth-live"), "train", "--out", str(out), "--resume", "--no-progress",
+           "--steps", "3", "--threads", "1", "--input-noise", "0.1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    ck = ckpt_io.load_checkpoint(out)
+    assert ck["step"] == 3 and ck["settings"]["input_noise"] == 0.1
+    recs = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {"step": 2, "retuned": {"input_noise": [0.0, 0.1]}} in recs
+    res = subprocess.run(cmd[:-1] + ["1.5"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "--input-noise 1.5: must be within 0..1" in res.stderr
 
 
 def test_bad_settings_are_one_clear_error(nsynth_tiny, tmp_path):

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The shipped default's training runs (issue 9) on FluidR3_GM, resumed across sessions.
-#   bash training/run.sh [CONFIG] [THREADS]     CONFIG: live (the paper's one-hot pitch) or
-#                                               live-sine (+ sinusoidal excitation); default live
+#   bash training/run.sh [CONFIG] [THREADS] [TRAIN FLAGS...]
+#       CONFIG: live (the paper's one-hot pitch) or live-sine (+ sinusoidal excitation); default live.
+#       Extra flags go to `nsynth-live train` (on --resume only those it allows, e.g. --input-noise).
+# History of training/live-sine: steps 0-3000 without input noise; from step 3000 (session 2)
+# --input-noise 0.15, after its generated notes were still noise (pitch had no effect on its NLL);
+# from step 4150 --input-noise 0.5 (at 0.15 pitch still had no effect after 750 steps).
 # Builds the dataset first if missing (deterministic, ~15 s), then trains into training/CONFIG/
 # with checkpoints every 500 steps; SIGTERM (or Ctrl-C) writes a final checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG="${1:-live}"
 THREADS="${2:-2}"
+shift $(( $# < 2 ? $# : 2 ))
 DATA=data/fluidr3
 PROGRAMS=0,4,6,8,11,12,13,16,19,21,24,25,26,29,32,33,38,40,42,45,46,48,52,53,56,57,60,61,64,65,68,71,73,75,79,80,81,88,89,104
 if [ ! -f "$DATA/nsynth-train/examples.json" ]; then
@@ -16,9 +21,9 @@ if [ ! -f "$DATA/nsynth-train/examples.json" ]; then
 fi
 RUN="training/$CONFIG"
 if [ -f "$RUN/checkpoint.pt" ]; then
-    exec .venv/bin/nsynth-live train --out "$RUN" --data "$DATA" --resume --threads "$THREADS" --no-progress
+    exec .venv/bin/nsynth-live train --out "$RUN" --data "$DATA" --resume --threads "$THREADS" --no-progress "$@"
 fi
 exec .venv/bin/nsynth-live train --config "$CONFIG" --data "$DATA" --out "$RUN" \
     --steps 200000 --schedule-steps 200000 --batch-size 8 --crop 6144 --lr 1e-3 \
     --checkpoint-every 500 --valid-every 1000 --valid-notes 64 --log-every 50 \
-    --threads "$THREADS" --no-progress
+    --threads "$THREADS" --no-progress "$@"

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "nsynth_live.cli.presets",
     "nsynth_live.cli.play",
     "nsynth_live.cli.render",
+    "nsynth_live.cli.render_bank",
     "nsynth_live.cli.bench",
 ]
 

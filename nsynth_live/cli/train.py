@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--schedule-steps", type=int,
                    help="stretch the paper's 200k-step schedule to this many steps (default: --steps)")
     p.add_argument("--clip", type=float, help="gradient-norm clip (default 1.0)")
+    p.add_argument("--input-noise", type=float,
+                   help="std (at most; drawn per crop) of Gaussian noise on the decoder's past samples, "
+                   "a regulariser against teacher forcing's exposure bias (default 0, as the paper); "
+                   "may change on --resume, recorded in metrics.jsonl")
     p.add_argument("--ema-decay", type=float, help="weight-averaging decay used for export (default 0.9999)")
     p.add_argument("--seed", type=int, help="seed of data order, crops and init (default 0)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
