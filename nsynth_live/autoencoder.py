@@ -61,7 +61,11 @@ class WaveNetAutoencoder(nn.Module):
         return self.decoder(self._network_input(audio)[1], embedding, pitch)
 
     def forward(
-        self, audio: torch.Tensor, pitch: torch.Tensor | None = None, input_noise: torch.Tensor | None = None
+        self,
+        audio: torch.Tensor,
+        pitch: torch.Tensor | None = None,
+        input_noise: torch.Tensor | None = None,
+        excitation: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Reconstruction logits: encode the audio, then decode it teacher-forced.
 
@@ -71,13 +75,15 @@ class WaveNetAutoencoder(nn.Module):
             input_noise: optional [B, T] added to the decoder's past samples only (the network
                 input in [-1, 1], not the encoder's): a training regulariser (see
                 ``TrainSettings.input_noise``).
+            excitation: optional [B, 2H, T] replacing the free-running excitation (configs with
+                ``excitation_harmonics``; see ``TrainSettings.excitation_lock``).
 
         Returns:
             logits [B, 256, T].
         """
         x = self._network_input(audio)[1]
         past = x if input_noise is None else x + input_noise.to(x.dtype)
-        return self.decoder(past, self.encoder(x), pitch)
+        return self.decoder(past, self.encoder(x), pitch, exc=excitation)
 
     def loss(self, audio: torch.Tensor, pitch: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean softmax cross-entropy of the reconstruction.

@@ -287,7 +287,12 @@ class Decoder(nn.Module):
         self.excitation = nn.Conv1d(e, cfg.cond_width, 1, bias=False) if e else None
 
     def forward(
-        self, x: torch.Tensor, embedding: torch.Tensor, pitch: torch.Tensor | None = None, offset: int = 0
+        self,
+        x: torch.Tensor,
+        embedding: torch.Tensor,
+        pitch: torch.Tensor | None = None,
+        offset: int = 0,
+        exc: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Teacher-forced logits: the logit at t predicts x[t] from x[t - receptive_field : t].
 
@@ -298,6 +303,8 @@ class Decoder(nn.Module):
             pitch: [B] MIDI notes, or None for a model without pitch conditioning.
             offset: absolute position of ``x[:, 0]`` (for windows cut from a longer sequence;
                 the causal padding still starts at ``x[:, 0]``).
+            exc: optional [B, 2H, T] excitation replacing the free-running one computed from
+                ``pitch`` (training with :func:`nsynth_live.excitation.locked_excitation`).
 
         Returns:
             logits [B, 256, T].
@@ -322,9 +329,12 @@ class Decoder(nn.Module):
         shifted = F.pad(x, (1, 0))[:, :-1].unsqueeze(1)  # the logit at t must not see x[t]
         h = self.start(F.pad(shifted, (self.cfg.decoder_kernel - 1, 0)))
         skip = self.skip_start(h)
-        exc = None
-        if self.excitation is not None:
+        if self.excitation is None:
+            exc = None
+        elif exc is None:
             exc = excitation(pitch, n, self.cfg.excitation_harmonics, start=offset).to(h.dtype)
+        else:
+            exc = exc.to(h.dtype)
         w_exc = None if exc is None else self.excitation.weight
         two_r = 2 * self.cfg.residual
         for i, layer in enumerate(self.layers):

@@ -61,3 +61,49 @@ def excitation(pitch: Any, n: int, harmonics: int, start: Any = 0, sample_rate: 
     phase = np.remainder(freq[:, :, None] * t / sample_rate, 1.0) * (2 * math.pi)
     live = (freq < sample_rate / 2).astype(np.float64)[:, :, None]
     return np.concatenate([np.sin(phase) * live, np.cos(phase) * live], 1).astype(np.float32)
+
+
+def locked_excitation(
+    audio: Any, pitch: Any, harmonics: int, sample_rate: int = 16000, periods: float = 4.0, floor: float = 1e-3
+) -> Any:
+    """Training-time excitation whose phase follows the note's own fundamental (torch only).
+
+    The free-running excitation of :func:`excitation` has an arbitrary phase against each crop's
+    waveform, so additively it is noise and the decoder learns to shrink it away (measured: pitch
+    had no effect on a live-sine model's NLL after 4.5k steps). Here the phase is the nominal
+    ``2 pi f0 t`` plus the angle of the audio's baseband at f0, averaged over the ``periods``
+    periods *before* t (samples t - W .. t - 1: never t itself, so nothing of the predicted sample
+    leaks in). The waveform's fundamental is then ~``a cos(phase)`` with a > 0 in every crop, a
+    relation the decoder picks up quickly; at generation the free-running sine takes its place and
+    the decoder follows it, which holds the pitch. Where the past is silent the angle is 0 and
+    this equals :func:`excitation` from the crop's first sample.
+
+    Args:
+        audio: [B, T] waveform (torch), the crop the decoder is trained on.
+        pitch: [B] MIDI notes (torch integers).
+        harmonics: H.
+        sample_rate: Hz.
+        periods: averaging window in periods of f0 (clamped to 64..2048 samples).
+        floor: a real offset added to the baseband average, so silence reads as angle 0.
+
+    Returns:
+        float32 [B, 2H, T]: channels sin h=1..H, then cos h=1..H of h times the locked phase.
+    """
+    import torch
+
+    b, n = audio.shape
+    f0 = midi_to_hz(pitch).to(audio.device)  # [B] float64
+    t = torch.arange(n, dtype=torch.float64, device=audio.device)
+    # Nominal phase, wrapped in float64 before it multiplies anything (exact for long notes).
+    nominal = torch.remainder(f0[:, None] * t / sample_rate, 1.0) * (2 * math.pi)  # [B, T]
+    base = audio.to(torch.float64) * torch.exp(torch.complex(torch.zeros_like(nominal), -nominal))
+    csum = torch.cat([torch.zeros(b, 1, dtype=base.dtype, device=base.device), torch.cumsum(base, 1)], 1)
+    width = torch.clamp(torch.round(periods * sample_rate / f0), 64, 2048).to(torch.int64)  # [B]
+    ti = torch.arange(n, device=audio.device)
+    lo = torch.clamp(ti[None, :] - width[:, None], min=0)  # [B, T]
+    c = (csum[:, :n] - torch.gather(csum, 1, lo)) / width[:, None].to(torch.float64) + floor
+    phase = nominal + torch.angle(c)  # [B, T]
+    h = torch.arange(1, harmonics + 1, dtype=torch.float64, device=audio.device)
+    hp = h[None, :, None] * phase[:, None, :]  # [B, H, T]
+    live = ((f0[:, None] * h[None, :]) < sample_rate / 2).to(torch.float64)[:, :, None]
+    return torch.cat([torch.sin(hp) * live, torch.cos(hp) * live], 1).to(torch.float32)

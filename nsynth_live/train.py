@@ -67,6 +67,10 @@ class TrainSettings:
     # learns to lean on it and ignore pitch; at generation its own samples are off by about a
     # class spread (~0.05), which a model trained on clean input has never seen. 0: off (paper).
     input_noise: float = 0.0
+    # Configs with an excitation: train on locked_excitation (its phase follows the crop's own
+    # fundamental, from past samples only) instead of the free-running sine, which has no fixed
+    # phase relation to the waveform and was learnt to be ignored. Generation is unchanged.
+    excitation_lock: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -176,7 +180,7 @@ RESUME_OVERRIDABLE = frozenset({
 })
 # Settings a resumed run may retune part-way although they change its math (a long run switching
 # a regulariser on); every change is recorded in metrics.jsonl at the step it took effect.
-RESUME_TUNABLE = frozenset({"input_noise"})
+RESUME_TUNABLE = frozenset({"input_noise", "excitation_lock"})
 
 
 def _get(settings: TrainSettings | Mapping[str, Any], key: str, default: Any) -> Any:
@@ -371,8 +375,9 @@ class Trainer:
             g["lr"] = lr_at(self.schedule, self.step)
         self.opt.zero_grad(set_to_none=True)
         noise = self._input_noise(audio.shape)
+        exc = self._excitation(audio, pitch)
         with self._autocast():
-            logits = self.net(audio, pitch, noise)
+            logits = self.net(audio, pitch, noise, exc)
         loss = nll_bits(logits, audio)
         self.scaler.scale(loss * LN2).backward()  # optimise nats, as the reference does
         self.scaler.unscale_(self.opt)
@@ -394,6 +399,15 @@ class Trainer:
         return (std * torch.randn(tuple(shape), generator=g)).to(self.dist.device)
 
     @torch.no_grad()
+    def _excitation(self, audio: torch.Tensor, pitch: torch.Tensor | None) -> torch.Tensor | None:
+        """The locked excitation [B, 2H, T] of these crops, or None (free-running, or no excitation)."""
+        if not (self.s.excitation_lock and self.cfg.excitation_harmonics):
+            return None
+        from nsynth_live.excitation import locked_excitation
+
+        return locked_excitation(audio, pitch, self.cfg.excitation_harmonics)
+
+    @torch.no_grad()
     def validate(self) -> float | None:
         """Validation NLL (bits/sample) of the EMA weights on centred crops of the valid split."""
         if self.valid_set is None:
@@ -410,8 +424,9 @@ class Trainer:
                 items = [self.valid_set[int(i)] for i in chunk]
                 audio = torch.stack([it["audio"] for it in items]).to(self.dist.device)
                 pitch = torch.stack([it["pitch"] for it in items]).to(self.dist.device)
-                with self._autocast():
-                    logits = self.model(audio, pitch if self.cfg.pitch_conditioning else None)
+                pitch = pitch if self.cfg.pitch_conditioning else None
+                with self._autocast():  # the training objective's excitation, without input noise
+                    logits = self.model(audio, pitch, None, self._excitation(audio, pitch))
                 total += float(nll_bits(logits, audio)) * len(items)
                 count += len(items)
         finally:
@@ -538,6 +553,8 @@ def _check_settings(s: TrainSettings, cfg: ModelConfig) -> None:
         raise UserError(f"--clip {s.clip}: must be positive")
     if not (0.0 <= s.input_noise <= 1.0):
         raise UserError(f"--input-noise {s.input_noise}: must be within 0..1")
+    if s.excitation_lock and not cfg.excitation_harmonics:
+        raise UserError(f"--excitation-lock: config {cfg.name!r} has no excitation (try live-sine)")
 
 
 def _advance(state: dict[str, int], sampler: ResumableSampler) -> dict[str, int]:

@@ -8,4 +8,6 @@ jack_pid="$(bash scripts/jack.sh start)"
 trap 'bash scripts/jack.sh stop "$jack_pid"' EXIT
 # Tests that need JACK fail (rather than skip) when it is required and missing.
 export NSYNTH_REQUIRE_JACK=1
+# Likewise the Pd example patch's tests need Pure Data (setup.sh installs puredata-core).
+export NSYNTH_REQUIRE_PD=1
 .venv/bin/python -m pytest "$@"

@@ -6,7 +6,7 @@ import torch
 
 from nsynth_live.autoencoder import WaveNetAutoencoder
 from nsynth_live.configs import ModelConfig, get_config
-from nsynth_live.excitation import excitation
+from nsynth_live.excitation import excitation, locked_excitation, midi_to_hz
 from nsynth_live.generate import generate_classes, step_logits
 
 
@@ -27,6 +27,40 @@ def test_blocks_continue_the_same_signal_and_torch_matches_numpy():
     np.testing.assert_allclose(part, whole[:, :, 2000:], atol=1e-6)
     t = excitation(torch.tensor([30, 77]), 3000, 3)
     np.testing.assert_allclose(t.numpy(), whole, atol=1e-6)
+
+
+def test_locked_excitation_follows_the_notes_own_phase_from_its_past_only():
+    n, pitch = 8000, torch.tensor([57, 57, 64])
+    f0 = midi_to_hz(pitch)
+    t = torch.arange(n, dtype=torch.float64)
+    theta = torch.tensor([0.0, 2.0, -1.0], dtype=torch.float64)
+    audio = (0.3 * torch.cos(2 * torch.pi * f0[:, None] * t / 16000 + theta[:, None])).float()
+    e = locked_excitation(audio, pitch, 2)
+    assert e.shape == (3, 4, n) and e.dtype == torch.float32
+    # Past the averaging window the fundamental's cos channel *is* the note's waveform, whatever
+    # its phase: the relation a decoder can learn once, for every crop.
+    np.testing.assert_allclose(0.3 * e[:, 2, 2000:].numpy(), audio[:, 2000:].numpy(), atol=2e-3)
+    np.testing.assert_allclose(e[:, 3, 2000:].numpy(), torch.cos(2 * torch.angle(
+        torch.exp(1j * (2 * torch.pi * f0[:, None] * t[2000:] / 16000 + theta[:, None])))).numpy(), atol=2e-2)
+    # Causal: changing sample 5000 changes nothing up to and including sample 5000.
+    bumped = audio.clone()
+    bumped[:, 5000] += 0.5
+    e2 = locked_excitation(bumped, pitch, 2)
+    assert torch.equal(e2[..., :5001], e[..., :5001]) and not torch.equal(e2[..., 5001:], e[..., 5001:])
+    # Silence reads as phase 0: the free-running excitation from the crop's first sample.
+    quiet = locked_excitation(torch.zeros(3, 1000), pitch, 2)
+    np.testing.assert_allclose(quiet.numpy(), excitation(pitch.numpy(), 1000, 2), atol=1e-5)
+
+
+def test_the_decoder_takes_a_given_excitation_in_place_of_the_free_one():
+    torch.manual_seed(3)
+    m = WaveNetAutoencoder(get_config("live-sine")).eval()
+    audio = 0.2 * torch.sin(torch.arange(2048.0) * 0.07).repeat(2, 1)
+    pitch = torch.tensor([50, 62])
+    free = excitation(pitch, 2048, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(m(audio, pitch, None, free), m(audio, pitch), rtol=0, atol=0)
+        assert not torch.equal(m(audio, pitch, None, locked_excitation(audio, pitch, 4)), m(audio, pitch))
 
 
 def test_excitation_needs_pitch_conditioning():

@@ -81,16 +81,17 @@ def test_tiny_overfits_a_handful_of_notes(nsynth_tiny, tmp_path):
     assert (out / "curve.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("input_noise", [0.0, 0.2])
-def test_resume_equals_straight_run(nsynth_tiny, tmp_path, input_noise):
+@pytest.mark.parametrize("extra", [{}, {"input_noise": 0.2}, {"config": "live-sine", "excitation_lock": True}],
+                         ids=["plain", "input-noise", "locked-excitation"])
+def test_resume_equals_straight_run(nsynth_tiny, tmp_path, extra):
     n = 4
     straight = tmp_path / "straight"
-    train(settings(nsynth_tiny, straight, steps=2 * n, schedule_steps=2 * n, input_noise=input_noise))
+    train(settings(nsynth_tiny, straight, steps=2 * n, schedule_steps=2 * n, **extra))
     split = tmp_path / "split"
-    train(settings(nsynth_tiny, split, steps=n, schedule_steps=2 * n, input_noise=input_noise))
+    train(settings(nsynth_tiny, split, steps=n, schedule_steps=2 * n, **extra))
     mid = ckpt_io.load_checkpoint(split)
     assert mid["step"] == n
-    train(settings(nsynth_tiny, split, steps=2 * n, input_noise=input_noise), resume=True)
+    train(settings(nsynth_tiny, split, steps=2 * n, **extra), resume=True)
 
     a, b = ckpt_io.load_checkpoint(straight), ckpt_io.load_checkpoint(split)
     assert a["step"] == b["step"] == 2 * n
@@ -268,6 +269,16 @@ def test_input_noise_may_be_retuned_on_resume_and_is_recorded(nsynth_tiny, tmp_p
     assert {"step": 2, "retuned": {"input_noise": [0.0, 0.1]}} in recs
     res = subprocess.run(cmd[:-1] + ["1.5"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "--input-noise 1.5: must be within 0..1" in res.stderr
+    res = subprocess.run(cmd[:-2] + ["--excitation-lock"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "--excitation-lock: config 'tiny' has no excitation" in res.stderr
+
+
+def test_locked_excitation_is_what_the_decoder_trains_on(nsynth_tiny, tmp_path):
+    free, locked = tmp_path / "free", tmp_path / "locked"
+    train(settings(nsynth_tiny, free, steps=2, config="live-sine"))
+    train(settings(nsynth_tiny, locked, steps=2, config="live-sine", excitation_lock=True))
+    (_, a), (_, b) = losses(free)[0], losses(locked)[0]
+    assert a != b  # same weights, data and noise: only the excitation differs
 
 
 def test_bad_settings_are_one_clear_error(nsynth_tiny, tmp_path):

@@ -31,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="std (at most; drawn per crop) of Gaussian noise on the decoder's past samples, "
                    "a regulariser against teacher forcing's exposure bias (default 0, as the paper); "
                    "may change on --resume, recorded in metrics.jsonl")
+    p.add_argument("--excitation-lock", action=argparse.BooleanOptionalAction,
+                   help="configs with an excitation: train on one whose phase follows the crop's own "
+                   "fundamental (past samples only), so the decoder learns to follow it; generation "
+                   "keeps the free-running sine (default off; may change on --resume)")
     p.add_argument("--ema-decay", type=float, help="weight-averaging decay used for export (default 0.9999)")
     p.add_argument("--seed", type=int, help="seed of data order, crops and init (default 0)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],

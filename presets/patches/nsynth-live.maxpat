@@ -12,9 +12,10 @@
   "rect": [
    100.0,
    100.0,
-   640.0,
-   480.0
+   680.0,
+   660.0
   ],
+  "default_fontsize": 12.0,
   "boxes": [
    {
     "box": {
@@ -23,12 +24,12 @@
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
-      20,
-      10,
-      520,
-      22.0
+      20.0,
+      10.0,
+      620.0,
+      34.0
      ],
-     "text": "nsynth-live over OSC from Max: udpsend to nsynth-live play (127.0.0.1:9000)"
+     "text": "nsynth-live over OSC from Max: every message goes to [udpsend 127.0.0.1 9000], where nsynth-live play listens by default. Start the host, then click the messages, drag in the XY pad and set the gain."
     }
    },
    {
@@ -38,9 +39,9 @@
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
-      20,
-      420,
-      160,
+      20.0,
+      600.0,
+      150.0,
       22.0
      ],
      "text": "udpsend 127.0.0.1 9000"
@@ -49,255 +50,265 @@
    {
     "box": {
      "id": "obj-3",
-     "maxclass": "message",
+     "maxclass": "comment",
      "numinlets": 1,
-     "numoutlets": 1,
+     "numoutlets": 0,
      "patching_rect": [
-      20,
-      60,
-      160,
-      22.0
+      20.0,
+      55.0,
+      300.0,
+      20.0
      ],
-     "text": "/nsynth/note 60 100",
-     "outlettype": [
-      ""
-     ]
+     "text": "notes: pitch velocity (velocity 0 = note off)"
     }
    },
    {
     "box": {
      "id": "obj-4",
      "maxclass": "message",
-     "numinlets": 1,
+     "numinlets": 2,
      "numoutlets": 1,
-     "patching_rect": [
-      190,
-      60,
-      160,
-      22.0
-     ],
-     "text": "/nsynth/note 60 0",
      "outlettype": [
       ""
-     ]
+     ],
+     "patching_rect": [
+      20.0,
+      80.0,
+      140.0,
+      22.0
+     ],
+     "text": "/nsynth/note 60 100"
     }
    },
    {
     "box": {
      "id": "obj-5",
      "maxclass": "message",
-     "numinlets": 1,
+     "numinlets": 2,
      "numoutlets": 1,
-     "patching_rect": [
-      20,
-      90,
-      160,
-      22.0
-     ],
-     "text": "/nsynth/note 67 100",
      "outlettype": [
       ""
-     ]
+     ],
+     "patching_rect": [
+      170.0,
+      80.0,
+      120.0,
+      22.0
+     ],
+     "text": "/nsynth/note 60 0"
     }
    },
    {
     "box": {
      "id": "obj-6",
      "maxclass": "message",
-     "numinlets": 1,
+     "numinlets": 2,
      "numoutlets": 1,
-     "patching_rect": [
-      190,
-      90,
-      160,
-      22.0
-     ],
-     "text": "/nsynth/note 67 0",
      "outlettype": [
       ""
-     ]
+     ],
+     "patching_rect": [
+      20.0,
+      110.0,
+      140.0,
+      22.0
+     ],
+     "text": "/nsynth/note 64 100"
     }
    },
    {
     "box": {
      "id": "obj-7",
-     "maxclass": "pictslider",
-     "numinlets": 1,
-     "numoutlets": 2,
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
      "patching_rect": [
-      20,
-      140,
-      120,
-      120
-     ]
+      170.0,
+      110.0,
+      120.0,
+      22.0
+     ],
+     "text": "/nsynth/note 64 0"
     }
    },
    {
     "box": {
      "id": "obj-8",
-     "maxclass": "newobj",
-     "numinlets": 1,
+     "maxclass": "message",
+     "numinlets": 2,
      "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
      "patching_rect": [
-      20,
-      270,
-      110,
+      20.0,
+      140.0,
+      140.0,
       22.0
      ],
-     "text": "scale 0 127 0. 1."
+     "text": "/nsynth/note 67 100"
     }
    },
    {
     "box": {
      "id": "obj-9",
-     "maxclass": "newobj",
-     "numinlets": 1,
+     "maxclass": "message",
+     "numinlets": 2,
      "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
      "patching_rect": [
-      140,
-      270,
-      110,
+      170.0,
+      140.0,
+      120.0,
       22.0
      ],
-     "text": "scale 0 127 1. 0."
+     "text": "/nsynth/note 67 0"
     }
    },
    {
     "box": {
      "id": "obj-10",
-     "maxclass": "newobj",
+     "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
      "patching_rect": [
-      20,
-      300,
-      110,
+      300.0,
+      80.0,
+      130.0,
       22.0
      ],
-     "text": "pak 0. 0."
+     "text": "/nsynth/note_off 60"
     }
    },
    {
     "box": {
      "id": "obj-11",
-     "maxclass": "newobj",
+     "maxclass": "comment",
      "numinlets": 1,
-     "numoutlets": 1,
+     "numoutlets": 0,
      "patching_rect": [
-      20,
-      330,
-      130,
-      22.0
+      20.0,
+      180.0,
+      300.0,
+      20.0
      ],
-     "text": "prepend /nsynth/xy"
+     "text": "timbre: one preset, a blend of two, or the XY corners"
     }
    },
    {
     "box": {
      "id": "obj-12",
      "maxclass": "message",
-     "numinlets": 1,
+     "numinlets": 2,
      "numoutlets": 1,
-     "patching_rect": [
-      300,
-      140,
-      170,
-      22.0
-     ],
-     "text": "/nsynth/corners 0 1 2 3",
      "outlettype": [
       ""
-     ]
+     ],
+     "patching_rect": [
+      20.0,
+      205.0,
+      115.0,
+      22.0
+     ],
+     "text": "/nsynth/preset 0"
     }
    },
    {
     "box": {
      "id": "obj-13",
      "maxclass": "message",
-     "numinlets": 1,
+     "numinlets": 2,
      "numoutlets": 1,
-     "patching_rect": [
-      300,
-      170,
-      160,
-      22.0
-     ],
-     "text": "/nsynth/preset 0",
      "outlettype": [
       ""
-     ]
+     ],
+     "patching_rect": [
+      145.0,
+      205.0,
+      115.0,
+      22.0
+     ],
+     "text": "/nsynth/preset 1"
     }
    },
    {
     "box": {
      "id": "obj-14",
      "maxclass": "message",
-     "numinlets": 1,
+     "numinlets": 2,
      "numoutlets": 1,
-     "patching_rect": [
-      300,
-      200,
-      160,
-      22.0
-     ],
-     "text": "/nsynth/mix 0 1 0.5",
      "outlettype": [
       ""
-     ]
+     ],
+     "patching_rect": [
+      270.0,
+      205.0,
+      115.0,
+      22.0
+     ],
+     "text": "/nsynth/preset 2"
     }
    },
    {
     "box": {
      "id": "obj-15",
      "maxclass": "message",
-     "numinlets": 1,
+     "numinlets": 2,
      "numoutlets": 1,
-     "patching_rect": [
-      300,
-      230,
-      160,
-      22.0
-     ],
-     "text": "/nsynth/gain 1",
      "outlettype": [
       ""
-     ]
+     ],
+     "patching_rect": [
+      395.0,
+      205.0,
+      115.0,
+      22.0
+     ],
+     "text": "/nsynth/preset 3"
     }
    },
    {
     "box": {
      "id": "obj-16",
      "maxclass": "message",
-     "numinlets": 1,
+     "numinlets": 2,
      "numoutlets": 1,
-     "patching_rect": [
-      300,
-      260,
-      160,
-      22.0
-     ],
-     "text": "/nsynth/panic",
      "outlettype": [
       ""
-     ]
+     ],
+     "patching_rect": [
+      20.0,
+      235.0,
+      135.0,
+      22.0
+     ],
+     "text": "/nsynth/mix 0 1 0.5"
     }
    },
    {
     "box": {
      "id": "obj-17",
      "maxclass": "message",
-     "numinlets": 1,
+     "numinlets": 2,
      "numoutlets": 1,
-     "patching_rect": [
-      300,
-      290,
-      160,
-      22.0
-     ],
-     "text": "/nsynth/status",
      "outlettype": [
       ""
-     ]
+     ],
+     "patching_rect": [
+      165.0,
+      235.0,
+      160.0,
+      22.0
+     ],
+     "text": "/nsynth/corners 0 1 2 3"
     }
    },
    {
@@ -307,28 +318,230 @@
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
-      20,
-      370,
-      520,
+      20.0,
+      275.0,
+      360.0,
+      34.0
+     ],
+     "text": "XY pad: blends the four corner presets (set by the bank or the corners message), 0..1 each, y up"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-19",
+     "maxclass": "pictslider",
+     "numinlets": 2,
+     "numoutlets": 2,
+     "outlettype": [
+      "int",
+      "int"
+     ],
+     "patching_rect": [
+      20.0,
+      315.0,
+      140.0,
+      140.0
+     ],
+     "leftvalue": 0,
+     "rightvalue": 1000,
+     "bottomvalue": 0,
+     "topvalue": 1000
+    }
+   },
+   {
+    "box": {
+     "id": "obj-20",
+     "maxclass": "newobj",
+     "numinlets": 6,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      20.0,
+      465.0,
+      120.0,
       22.0
      ],
-     "text": "the XY pad blends the bank's four corner presets (send /nsynth/corners first)"
+     "text": "scale 0 1000 0. 1."
+    }
+   },
+   {
+    "box": {
+     "id": "obj-21",
+     "maxclass": "newobj",
+     "numinlets": 6,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      150.0,
+      465.0,
+      120.0,
+      22.0
+     ],
+     "text": "scale 0 1000 0. 1."
+    }
+   },
+   {
+    "box": {
+     "id": "obj-22",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      20.0,
+      500.0,
+      80.0,
+      22.0
+     ],
+     "text": "pak 0. 0."
+    }
+   },
+   {
+    "box": {
+     "id": "obj-23",
+     "maxclass": "newobj",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      20.0,
+      535.0,
+      130.0,
+      22.0
+     ],
+     "text": "prepend /nsynth/xy"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-24",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      420.0,
+      275.0,
+      200.0,
+      20.0
+     ],
+     "text": "gain 0..2 (1 = unity)"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-25",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "patching_rect": [
+      420.0,
+      300.0,
+      60.0,
+      22.0
+     ],
+     "minimum": 0.0,
+     "maximum": 2.0,
+     "format": 6
+    }
+   },
+   {
+    "box": {
+     "id": "obj-26",
+     "maxclass": "newobj",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      420.0,
+      335.0,
+      140.0,
+      22.0
+     ],
+     "text": "prepend /nsynth/gain"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-27",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      490.0,
+      300.0,
+      110.0,
+      22.0
+     ],
+     "text": "/nsynth/gain 1"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-28",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      420.0,
+      380.0,
+      200.0,
+      20.0
+     ],
+     "text": "panic: all notes off now"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-29",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      420.0,
+      405.0,
+      100.0,
+      22.0
+     ],
+     "text": "/nsynth/panic"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-30",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      420.0,
+      445.0,
+      220.0,
+      48.0
+     ],
+     "text": "(/nsynth/status replies to the sending port, which udpsend cannot read: see the Pd patch or the README)"
     }
    }
   ],
   "lines": [
-   {
-    "patchline": {
-     "source": [
-      "obj-3",
-      0
-     ],
-     "destination": [
-      "obj-2",
-      0
-     ]
-    }
-   },
    {
     "patchline": {
      "source": [
@@ -368,7 +581,43 @@
    {
     "patchline": {
      "source": [
-      "obj-11",
+      "obj-7",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-8",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-9",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-10",
       0
      ],
      "destination": [
@@ -452,11 +701,11 @@
    {
     "patchline": {
      "source": [
-      "obj-7",
+      "obj-19",
       0
      ],
      "destination": [
-      "obj-8",
+      "obj-20",
       0
      ]
     }
@@ -464,11 +713,11 @@
    {
     "patchline": {
      "source": [
-      "obj-7",
+      "obj-19",
       1
      ],
      "destination": [
-      "obj-9",
+      "obj-21",
       0
      ]
     }
@@ -476,11 +725,11 @@
    {
     "patchline": {
      "source": [
-      "obj-8",
+      "obj-20",
       0
      ],
      "destination": [
-      "obj-10",
+      "obj-22",
       0
      ]
     }
@@ -488,11 +737,11 @@
    {
     "patchline": {
      "source": [
-      "obj-9",
+      "obj-21",
       0
      ],
      "destination": [
-      "obj-10",
+      "obj-22",
       1
      ]
     }
@@ -500,11 +749,71 @@
    {
     "patchline": {
      "source": [
-      "obj-10",
+      "obj-22",
       0
      ],
      "destination": [
-      "obj-11",
+      "obj-23",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-23",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-25",
+      0
+     ],
+     "destination": [
+      "obj-26",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-26",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-27",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-29",
+      0
+     ],
+     "destination": [
+      "obj-2",
       0
      ]
     }
