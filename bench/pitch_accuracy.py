@@ -7,6 +7,9 @@ their f0 estimated, the share within 50 cents of the requested pitch (issue 9's 
 Each preset's trajectory is played at every pitch (the one-hot pitch and, for models with one,
 the excitation take the requested pitch; the embedding is the preset's), for ``--seconds`` of
 its held part, and judged on the part after the attack. Prints a table per preset and writes JSON.
+Beside the in-tune share it reports the mean share of energy at the requested pitch's first 8
+harmonics (:func:`nsynth_live.pitch.harmonic_fraction`), which tracks a model's progress from
+noise towards tones before a stable f0 can be found.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from host.bank import load_bank  # noqa: E402
 from host.engine import open_engine, render_frames  # noqa: E402
 from nsynth_live import mulaw, sampling  # noqa: E402
-from nsynth_live.pitch import cents_off, note_f0  # noqa: E402
+from nsynth_live.pitch import cents_off, harmonic_fraction, note_f0  # noqa: E402
 
 
 def main() -> int:
@@ -66,16 +69,21 @@ def main() -> int:
             for (p, q), a in zip(chunk, audio):
                 f0 = note_f0(a, 16000, start_s=0.25, end_s=args.seconds)
                 c = None if f0 is None else float(cents_off(f0, q))
-                results.append({"preset": p.name, "pitch": q, "cents": c, "in_tune": c is not None and abs(c) <= 50})
+                hf = harmonic_fraction(a, 16000, q, start_s=0.25, end_s=args.seconds)
+                results.append({"preset": p.name, "pitch": q, "cents": c, "in_tune": c is not None and abs(c) <= 50,
+                                "harmonic_fraction": hf})
     took = time.perf_counter() - t0
     share = float(np.mean([r["in_tune"] for r in results]))
+    harmonic = float(np.mean([r["harmonic_fraction"] for r in results]))
     print(f"{len(results)} notes ({len(presets)} presets x {len(pitches)} pitches, {args.seconds} s) in {took:.0f} s")
     for p in presets:
         rs = [r for r in results if r["preset"] == p.name]
-        print(f"  {p.name:<32} {np.mean([r['in_tune'] for r in rs]):6.1%}")
+        print(f"  {p.name:<32} {np.mean([r['in_tune'] for r in rs]):6.1%}   harmonic energy "
+              f"{np.mean([r['harmonic_fraction'] for r in rs]):5.1%}")
+    print(f"harmonic energy at the requested pitch (first 8 harmonics, mean): {harmonic:.1%}")
     print(f"in tune (within 50 cents): {share:.1%}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": args.model, "bank": args.bank, "in_tune": share,
+        Path(args.json).write_text(json.dumps({"model": args.model, "bank": args.bank, "in_tune": share, "harmonic_fraction": harmonic,
                                                "notes": results, "settings": vars(args)}, indent=1) + "\n")
     return 0
 

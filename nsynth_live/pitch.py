@@ -374,3 +374,39 @@ def note_f0(
     if voiced.sum() < max(1, min_voiced * voiced.shape[0]):
         return None
     return float(np.median(f0[voiced]))
+
+
+def harmonic_fraction(
+    audio: np.ndarray, sr: int, midi: float, start_s: float = 0.25, end_s: float = 2.75,
+    harmonics: int = 8, width_hz: float = 4.0,
+) -> float:
+    """Share of a held note's energy within ``width_hz`` of the first harmonics of ``midi``.
+
+    A progress gauge for models not yet in tune: it rises as generated notes turn from noise
+    into tones at the requested pitch, well before :func:`note_f0` finds a stable f0. A clean
+    tone at the pitch gives ~1, white noise ~``harmonics * 2 * width_hz / (sr / 2)``.
+
+    Args:
+        audio: [T] mono float audio of one note.
+        sr: sample rate in Hz.
+        midi: the requested pitch (MIDI note).
+        start_s, end_s: the held region in seconds.
+        harmonics: how many harmonics count.
+        width_hz: half-width of the band around each harmonic.
+
+    Returns:
+        energy fraction in [0, 1] (0 for a silent region).
+    """
+    seg = np.asarray(audio, dtype=np.float64)[int(round(start_s * sr)) : int(round(end_s * sr))]
+    if seg.shape[0] < 2:
+        return 0.0
+    power = np.abs(np.fft.rfft(seg * np.hanning(seg.shape[0]))) ** 2
+    freqs = np.fft.rfftfreq(seg.shape[0], 1.0 / sr)
+    total = power.sum()
+    if total <= 0:
+        return 0.0
+    f0 = float(midi_to_hz(midi))
+    near = np.zeros(freqs.shape, dtype=bool)
+    for h in range(1, harmonics + 1):
+        near |= np.abs(freqs - h * f0) < width_hz
+    return float(power[near].sum() / total)

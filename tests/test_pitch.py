@@ -169,3 +169,16 @@ def test_pitch_module_never_imports_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_harmonic_fraction_separates_tones_at_the_pitch_from_noise_and_wrong_pitches():
+    from nsynth_live.pitch import harmonic_fraction
+
+    sr, t = 16000, np.arange(32000) / 16000
+    tone = 0.5 * np.sin(2 * np.pi * 261.63 * t) + 0.2 * np.sin(2 * np.pi * 523.25 * t)
+    assert harmonic_fraction(tone, sr, 60) > 0.95
+    assert harmonic_fraction(tone, sr, 67) < 0.05  # the same tone judged against G4
+    noise = np.random.default_rng(0).standard_normal(32000) * 0.1
+    assert harmonic_fraction(noise, sr, 60) < 0.02
+    assert 0.3 < harmonic_fraction(tone + noise * 3, sr, 60) < 0.95
+    assert harmonic_fraction(np.zeros(32000), sr, 60) == 0.0

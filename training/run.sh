@@ -3,11 +3,14 @@
 #   bash training/run.sh [CONFIG] [THREADS] [TRAIN FLAGS...]
 #       CONFIG: live (the paper's one-hot pitch) or live-sine (+ sinusoidal excitation); default live.
 #       Extra flags go to `nsynth-live train` (on --resume only those it allows, e.g. --input-noise).
-# History of training/live-sine: steps 0-3000 without input noise; from step 3000 (session 2)
+# History of training/live-sine: steps 0-3254 plain; from step 3254 (session 2)
 # --input-noise 0.15, after its generated notes were still noise (pitch had no effect on its NLL);
 # from step 4192 --input-noise 0.5 (at 0.15 pitch still had no effect after 750 steps);
 # from step 4636 --excitation-lock --input-noise 0.3 (the free-running excitation's weights were
 # shrinking: it has no fixed phase against a crop's waveform; the locked one has).
+# from step 5576 --input-noise 0.1 (the decoder follows the excitation now; heavy input noise
+# kept its predictions, hence its generated notes, noisy). The checkpoint keeps these settings:
+# `bash training/run.sh live-sine 2` resumes with them.
 # Builds the dataset first if missing (deterministic, ~15 s), then trains into training/CONFIG/
 # with checkpoints every 500 steps; SIGTERM (or Ctrl-C) writes a final checkpoint.
 set -euo pipefail
