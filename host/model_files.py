@@ -114,16 +114,21 @@ def _check_metadata(where: Path, metadata: dict[str, Any]) -> ModelConfig:
         raise UserError(f"{where}: bad config in metadata ({err})") from None
 
 
-def read_model_json(path: Path) -> dict[str, Any]:
-    """Parse model.json (one-line UserError if missing or not a JSON object)."""
-    if not path.is_file():
-        raise UserError(f"{path}: missing")
+def read_json(path: Path) -> Any:
+    """Parse a JSON file (one-line UserError naming the file if unreadable or not JSON)."""
     try:
-        data = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: unreadable ({err})") from None
     except json.JSONDecodeError as err:
         raise UserError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
+
+
+def read_model_json(path: Path) -> dict[str, Any]:
+    """Parse model.json (one-line UserError if missing or not a JSON object)."""
+    if not path.is_file():
+        raise UserError(f"{path}: missing")
+    data = read_json(path)
     if not isinstance(data, dict):
         raise UserError(f"{path}: not a JSON object")
     return data

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from host.model_files import first_difference, short_json
+from host.model_files import first_difference, read_json, short_json
 from nsynth_live.errors import UserError
 from nsynth_live.nsynth import atomic_write_bytes
 
@@ -50,12 +50,7 @@ def identity(manifest: dict[str, Any]) -> dict[str, Any]:
 
 def read_manifest(path: Path) -> dict[str, Any]:
     """Parse and minimally validate a manifest (one-line UserError naming the file)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: unreadable ({err})") from None
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
+    data = read_json(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UserError(f"{path}: not a render-bank manifest")
     if data.get("version") != VERSION:
