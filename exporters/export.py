@@ -31,6 +31,7 @@ from nsynth_live import SAMPLE_RATE, mulaw
 from nsynth_live.checkpoint import fsync_dir
 from nsynth_live.configs import N_CLASSES, ModelConfig, history_length, receptive_field
 from nsynth_live.errors import UserError
+from nsynth_live.sampling import Decoding
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Split/Unsqueeze/Reshape take their sizes as inputs from 13 on
@@ -77,7 +78,8 @@ def build_models(model: Any, opset: int = DEFAULT_OPSET) -> dict[str, onnx.Model
     }
 
 
-def build_metadata(cfg: ModelConfig, models: dict[str, onnx.ModelProto], source: dict[str, Any], opset: int) -> dict[str, Any]:
+def build_metadata(cfg: ModelConfig, models: dict[str, onnx.ModelProto], source: dict[str, Any], opset: int,
+                   decoding: Decoding | None = None) -> dict[str, Any]:
     """The metadata dict of model.json and every file's metadata_props."""
     per_file = {role: initializers_sha256(m) for role, m in models.items()}
     k = cfg.decoder_kernel
@@ -100,6 +102,7 @@ def build_metadata(cfg: ModelConfig, models: dict[str, onnx.ModelProto], source:
         "initializers_sha256": per_file,
         "weights_sha256": combined_sha256(per_file),
         "source": source,
+        "decoding": (decoding or Decoding()).to_dict(),
     }
 
 
@@ -124,6 +127,7 @@ def export_model(
     opset: int = DEFAULT_OPSET,
     force: bool = False,
     check: bool = True,
+    decoding: Decoding | None = None,
 ) -> Path:
     """Export an autoencoder to ``out_dir`` atomically.
 
@@ -135,6 +139,8 @@ def export_model(
         opset: ONNX opset (>= 13).
         force: replace an existing non-empty directory.
         check: run ``onnx.checker`` on every file.
+        decoding: the decoding settings the export recommends (``model.json``'s ``decoding``;
+            default temperature 1, excitation gain 1): every command uses them unless told otherwise.
 
     Returns:
         the export directory.
@@ -145,7 +151,8 @@ def export_model(
         raise UserError(f"--opset {opset}: must be {MIN_OPSET} (the graphs' oldest) to {newest} (this onnx's newest)")
     _check_target(out, force)
     models = build_models(model, opset)
-    metadata = build_metadata(model.cfg, models, source or {"checkpoint": None, "step": None, "weights": None}, opset)
+    metadata = build_metadata(model.cfg, models, source or {"checkpoint": None, "step": None, "weights": None}, opset,
+                              decoding)
     for role, m in models.items():
         helper.set_model_props(m, to_props(metadata, role))
         if check:

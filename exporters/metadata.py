@@ -42,6 +42,9 @@ REQUIRED_KEYS = (
     "kernel", "receptive_field", "history_per_layer", "history_length", "cond_width", "tensors",
     "initializers_sha256", "weights_sha256", "source",
 )
+"""Keys every export has. ``decoding`` (:class:`nsynth_live.sampling.Decoding` as a dict: the
+temperature and excitation gain the export recommends) is optional: an export without it
+decodes with temperature 1 and excitation gain 1."""
 
 
 def array_digest(h: "hashlib._Hash", name: str, array: np.ndarray) -> None:

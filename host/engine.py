@@ -149,6 +149,8 @@ class Engine(ABC):
             raise UserError(f"max_voices must be a positive integer, got {max_voices!r}")
         self.info = info
         self.cfg: ModelConfig = info.config
+        # The export's recommended temperature and excitation gain; callers override per render.
+        self.decoding: sampling.Decoding = info.decoding
         self.max_voices = int(max_voices)
         self._free = list(range(self.max_voices - 1, -1, -1))  # pop() hands out the lowest slot
         self._active: set[int] = set()
@@ -365,8 +367,12 @@ def check_audio(cfg: ModelConfig, audio: Any) -> np.ndarray:
 # ----------------------------------------------------------------------------- offline helper
 
 
-def voice_excitation(cfg: ModelConfig, pitch: Sequence[int] | np.ndarray, start: Any, n: int) -> np.ndarray:
+def voice_excitation(cfg: ModelConfig, pitch: Sequence[int] | np.ndarray, start: Any, n: int,
+                     gain: float = 1.0) -> np.ndarray:
     """The excitation of voices at ``pitch`` for samples ``start .. start + n - 1`` of their notes.
+
+    Args:
+        gain: factor on the excitation (:class:`nsynth_live.sampling.Decoding`).
 
     Returns:
         float32 [V, n, 2H] (the layout :meth:`Engine.render` takes).
@@ -374,6 +380,8 @@ def voice_excitation(cfg: ModelConfig, pitch: Sequence[int] | np.ndarray, start:
     from nsynth_live.excitation import excitation
 
     e = excitation(np.asarray(pitch, np.int64), n, cfg.excitation_harmonics, start=start, sample_rate=SAMPLE_RATE)
+    if gain != 1.0:
+        e *= np.float32(gain)
     return np.ascontiguousarray(e.transpose(0, 2, 1))
 
 
@@ -383,10 +391,11 @@ def render_frames(
     cond: np.ndarray,
     n_samples: int,
     noise: sampling.NoiseStream | np.ndarray,
-    temperature: float = 1.0,
+    temperature: float | None = None,
     block: int | None = None,
     logits_out: np.ndarray | None = None,
     pitch: Sequence[int] | np.ndarray | None = None,
+    excitation_gain: float | None = None,
 ) -> np.ndarray:
     """Render ``n_samples`` per voice from per-frame conditioning, in blocks (offline use).
 
@@ -400,14 +409,16 @@ def render_frames(
         cond: float32 [V, F, C] from :meth:`Engine.condition`; F * hop >= n_samples.
         n_samples: samples per voice.
         noise: a NoiseStream over the V voices, or float64 [V, n_samples].
-        temperature: > 0.
+        temperature: > 0; None: the export's recommended one (:attr:`Engine.decoding`).
         block: samples per render call (1 .. hop).
         logits_out: optional float32 [V, n_samples, 256].
         pitch: [V] MIDI notes, for models with an excitation (its f0).
+        excitation_gain: >= 0; None: the export's recommended one.
 
     Returns:
         int64 [V, n_samples].
     """
+    decoding = engine.decoding.override(temperature, excitation_gain)
     hop = engine.cfg.hop
     block = block or hop
     if not 1 <= block <= hop:
@@ -422,8 +433,10 @@ def render_frames(
         u = noise.draw(n) if isinstance(noise, sampling.NoiseStream) else noise[:, t0 : t0 + n]
         switch = np.full(len(slots), hop - t0 % hop, np.int64)
         lo = None if logits_out is None else np.empty((len(slots), n, N_CLASSES), np.float32)
-        exc = None if pitch is None or not engine.cfg.excitation_harmonics else voice_excitation(engine.cfg, pitch, t0, n)
-        out[:, t0 : t0 + n] = engine.render(slots, padded[:, frame : frame + 2], switch, u, temperature,
+        exc = None
+        if pitch is not None and engine.cfg.excitation_harmonics:
+            exc = voice_excitation(engine.cfg, pitch, t0, n, decoding.excitation_gain)
+        out[:, t0 : t0 + n] = engine.render(slots, padded[:, frame : frame + 2], switch, u, decoding.temperature,
                                             logits_out=lo, exc=exc)
         if lo is not None:
             logits_out[:, t0 : t0 + n] = lo

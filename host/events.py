@@ -58,6 +58,20 @@ class Gain:
 
 
 @dataclass(frozen=True)
+class Temperature:
+    """Sampling temperature of every voice from the next block on (> 0; the host clamps to 2)."""
+
+    temperature: float
+
+
+@dataclass(frozen=True)
+class ExcitationGain:
+    """Gain on the sinusoidal excitation ("pitch lock") from the next block on (0..8)."""
+
+    gain: float
+
+
+@dataclass(frozen=True)
 class Panic:
     """All notes off now (no release tails)."""
 
@@ -67,7 +81,8 @@ class AllNotesOff:
     """Every held note released (MIDI CC123): voices go to their release."""
 
 
-Event = Union[NoteOn, NoteOff, Sustain, SelectPreset, Mix, Corners, XY, Gain, Panic, AllNotesOff]
+Event = Union[NoteOn, NoteOff, Sustain, SelectPreset, Mix, Corners, XY, Gain, Temperature, ExcitationGain, Panic,
+              AllNotesOff]
 
 
 @dataclass

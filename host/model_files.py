@@ -39,6 +39,7 @@ from exporters.metadata import (
 )
 from nsynth_live.configs import ModelConfig
 from nsynth_live.errors import UserError
+from nsynth_live.sampling import Decoding
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ class ExportInfo:
     @property
     def weights_sha256(self) -> str:
         return self.metadata["weights_sha256"]
+
+    @property
+    def decoding(self) -> Decoding:
+        """The decoding settings the export recommends (defaults for exports without any)."""
+        return Decoding.from_dict(self.metadata.get("decoding", {}))
 
 
 def short_json(value: Any, width: int = 120) -> str:
@@ -108,6 +114,10 @@ def _check_metadata(where: Path, metadata: dict[str, Any]) -> ModelConfig:
     missing = [k for k in REQUIRED_KEYS if k not in metadata]
     if missing:
         raise UserError(f"{where}: metadata lacks {', '.join(missing)}")
+    try:
+        Decoding.from_dict(metadata.get("decoding", {}))
+    except ValueError as err:
+        raise UserError(f"{where}: bad decoding settings ({err})") from None
     try:
         return ModelConfig.from_dict(metadata["config"])
     except (TypeError, ValueError) as err:

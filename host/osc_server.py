@@ -11,11 +11,13 @@
 | /nsynth/gain | g | Gain |
 | /nsynth/panic | — | Panic |
 | /nsynth/status | — | reply ``/nsynth/status`` to the sender |
+| /nsynth/temperature | t (> 0, clipped to 2) | Temperature (extension: not in DESIGN) |
+| /nsynth/excitation_gain | g (0..8) | ExcitationGain ("pitch lock"; extension) |
 
 Numbers may arrive as ints or floats (Pd and Max send floats): integers are rounded. A packet
 that does not parse, an unknown address, a wrong argument count or type, a NaN or infinity, and
 an out-of-range pitch or velocity are counted as rejected and otherwise ignored; the server
-never stops for bad input. Continuous values (t, x, y, gain) are clipped to their range.
+never stops for bad input. Continuous values (t, x, y, gains, temperature) are clipped to their range.
 
 The server runs its own receive loop on a plain UDP socket (python-osc parses and builds the
 packets) so that every failure is caught and counted, and status replies leave from the port
@@ -37,6 +39,8 @@ from host import events as ev
 
 PREFIX = "/nsynth"
 MAX_PACKET = 65536
+MAX_TEMPERATURE = 2.0  # above it every model is noise
+MAX_EXCITATION_GAIN = 8.0  # above it every preset is the same plain tone
 
 
 class BadMessage(ValueError):
@@ -102,6 +106,14 @@ def parse_message(address: str, args: list[Any]) -> ev.Event | None:
         return ev.XY(_unit(x, "x"), _unit(y, "y"))
     if address == f"{PREFIX}/gain":
         return ev.Gain(_unit(_args(args, 1, address)[0], "gain", 2.0))
+    # Extensions beyond DESIGN's table: the decoding settings, live (README: Decoding).
+    if address == f"{PREFIX}/temperature":
+        t = _number(_args(args, 1, address)[0], "temperature")
+        if t <= 0:
+            raise BadMessage(f"temperature must be > 0, got {t:g}")
+        return ev.Temperature(min(t, MAX_TEMPERATURE))
+    if address == f"{PREFIX}/excitation_gain":
+        return ev.ExcitationGain(_unit(_args(args, 1, address)[0], "excitation gain", MAX_EXCITATION_GAIN))
     if address == f"{PREFIX}/panic":
         _args(args, 0, address)
         return ev.Panic()

@@ -18,15 +18,16 @@ def play(args: argparse.Namespace) -> int:
     from host.engine import open_engine
     from host.player import Player
     from host.synth import Synth
+    from nsynth_live.cli.common import check_decoding
 
     if args.voices < 1:
         raise UserError(f"--voices {args.voices}: must be at least 1")
-    if not (args.temperature > 0):
-        raise UserError(f"--temperature {args.temperature}: must be > 0")
+    check_decoding(args)
     bank = load_bank(bank_or_default(args.bank))
     # Two spare slots let stolen voices fade out while their replacements start.
     engine = open_engine(model_or_default(args.model), args.engine, max_voices=args.voices + 2, threads=args.threads)
-    synth = Synth(engine, bank, voices=args.voices, seed=args.seed, temperature=args.temperature)
+    synth = Synth(engine, bank, voices=args.voices, seed=args.seed, temperature=args.temperature,
+                  excitation_gain=args.excitation_gain)
     player = Player(synth, device=_device(args.device), block=args.block)
 
     osc = midi = None

@@ -283,7 +283,7 @@ def note_frames(regions: dict[str, int], frames: int, hop: int, n_samples: int, 
 
 
 def stream_classes(engine: Engine, slots: Sequence[int], embedding: np.ndarray, pitch: np.ndarray, n_samples: int,
-                   noise: NoiseStream, temperature: float) -> np.ndarray:
+                   noise: NoiseStream, temperature: float, excitation_gain: float = 1.0) -> np.ndarray:
     """Generate ``n_samples`` per voice from per-frame embeddings, conditioning a window at a time.
 
     The same calls as :func:`host.engine.render_frames` (blocks of one hop, aligned to frames),
@@ -296,6 +296,7 @@ def stream_classes(engine: Engine, slots: Sequence[int], embedding: np.ndarray, 
         pitch: int64 [V] MIDI notes.
         noise: the voices' noise streams.
         temperature: > 0.
+        excitation_gain: factor on the excitation (models with one).
 
     Returns:
         int64 [V, n_samples] mu-law classes.
@@ -312,13 +313,13 @@ def stream_classes(engine: Engine, slots: Sequence[int], embedding: np.ndarray, 
             t0 = f * hop
             m = min(hop, n_samples - t0)
             rows = np.repeat(cond[:, f - w0, None], 2, axis=1)  # [V, 2, C]; row 1 is never used
-            exc = voice_excitation(cfg, pitch, t0, m) if cfg.excitation_harmonics else None
+            exc = voice_excitation(cfg, pitch, t0, m, excitation_gain) if cfg.excitation_harmonics else None
             out[:, t0 : t0 + m] = engine.render(slots, rows, switch, noise.draw(m), temperature, exc=exc)
     return out
 
 
 def render_notes(engine: Engine, items: Sequence[Item], n_samples: int, hold: int, seed: int,
-                 temperature: float) -> np.ndarray:
+                 temperature: float, excitation_gain: float = 1.0) -> np.ndarray:
     """Render items together in one batch of engine calls.
 
     Args:
@@ -326,7 +327,7 @@ def render_notes(engine: Engine, items: Sequence[Item], n_samples: int, hold: in
         items: (sound, pitch) pairs.
         n_samples: note length; hold: samples the key is down.
         seed: the render's seed (noise per item from its note id).
-        temperature: sampling temperature.
+        temperature: sampling temperature; excitation_gain: factor on the excitation.
 
     Returns:
         float32 [len(items), n_samples] at full level (velocity 127), in [-1, 1].
@@ -339,7 +340,7 @@ def render_notes(engine: Engine, items: Sequence[Item], n_samples: int, hold: in
     slots = [engine.add_voice() for _ in items]
     try:
         classes = stream_classes(engine, slots, np.ascontiguousarray(emb, np.float32), pitch, length,
-                                 NoiseStream(seed, [it.note_id for it in items]), temperature)
+                                 NoiseStream(seed, [it.note_id for it in items]), temperature, excitation_gain)
     finally:
         for s in slots:
             engine.remove_voice(s)
@@ -363,7 +364,7 @@ class Job:
     Attributes:
         out: output folder.
         sounds: what to render; pitches, velocities: ascending.
-        seconds: note length; seed, temperature: sampling.
+        seconds: note length; seed, temperature, excitation_gain: sampling.
         shard: (i, N) or None; batch: items per engine batch.
         selection: how the sounds were chosen ({"presets": [...]} or {"grid": N, "corners": [...]}).
         bank_name, bank_path: for the manifest.
@@ -376,6 +377,7 @@ class Job:
     seconds: float = 4.0
     seed: int = 0
     temperature: float = 1.0
+    excitation_gain: float = 1.0
     shard: tuple[int, int] | None = None
     batch: int = 64
     selection: dict[str, Any] = field(default_factory=dict)
@@ -388,6 +390,8 @@ class Job:
             raise UserError(f"--seed {self.seed!r}: must be a non-negative integer")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise UserError(f"--temperature {self.temperature}: must be a positive number")
+        if not (math.isfinite(self.excitation_gain) and self.excitation_gain >= 0):
+            raise UserError(f"--excitation-gain {self.excitation_gain}: must be a number >= 0")
         if self.batch < 1:
             raise UserError(f"--batch {self.batch}: must be at least 1")
         if not self.sounds:
@@ -428,6 +432,7 @@ class Job:
                 "hold_samples": hold,
                 "seed": self.seed,
                 "temperature": self.temperature,
+                "excitation_gain": self.excitation_gain,
                 "engine": engine.name,
                 "sample_rate": SAMPLE_RATE,
                 "velocity_layers": "copies of one render scaled by velocity / 127",
@@ -526,7 +531,7 @@ def _render(job: Job, engine: Engine, manifest: dict[str, Any], progress: bool,
     try:
         for k, c0 in enumerate(range(0, len(todo), job.batch)):
             chunk = todo[c0 : c0 + job.batch]
-            audio = render_notes(engine, chunk, n_samples, hold, job.seed, job.temperature)
+            audio = render_notes(engine, chunk, n_samples, hold, job.seed, job.temperature, job.excitation_gain)
             t_write = time.perf_counter()
             writes = [(p, wav_bytes(row * g)) for it, row in zip(chunk, audio)
                       for p, g in zip(job.files(it), gains) if not p.exists()]  # never rewrite a finished file

@@ -150,10 +150,13 @@ class Synth:
         voices: most voices sounding at once (default: the engine's slots).
         seed: noise seed; every note draws from its own stream, so a note sounds the same
             whatever else plays.
-        temperature: sampling temperature.
+        temperature: sampling temperature; None: the export's recommended one.
+        excitation_gain: factor on the excitation (models with one); None: the export's
+            recommended one. Both may change between blocks (attributes of the same names).
     """
 
-    def __init__(self, engine: Engine, bank: Bank, voices: int | None = None, seed: int = 0, temperature: float = 1.0):
+    def __init__(self, engine: Engine, bank: Bank, voices: int | None = None, seed: int = 0,
+                 temperature: float | None = None, excitation_gain: float | None = None):
         bank.check_model(engine.cfg.hop, engine.cfg.bottleneck)
         self.engine = engine
         self.bank = bank
@@ -163,7 +166,9 @@ class Synth:
         if self.max_voices < 1:
             raise UserError("--voices must be at least 1")
         self.seed = seed
-        self.temperature = temperature
+        decoding = engine.decoding.override(temperature, excitation_gain)
+        self.temperature = decoding.temperature
+        self.excitation_gain = decoding.excitation_gain
         self.gain = 1.0
         self.sustain = False
         self.voices: OrderedDict[int, Voice] = OrderedDict()  # slot -> voice, oldest first
@@ -244,6 +249,10 @@ class Synth:
             self._set_timbre(bilinear(self._corners, *self._xy))
         elif isinstance(e, ev.Gain):
             self.gain = float(e.gain)
+        elif isinstance(e, ev.Temperature):
+            self.temperature = float(e.temperature)
+        elif isinstance(e, ev.ExcitationGain):
+            self.excitation_gain = float(e.gain)
         elif isinstance(e, ev.Panic):
             for v in self.voices.values():
                 v.fade = min(v.fade, FADE_SAMPLES) if v.fade >= 0 else FADE_SAMPLES
@@ -390,7 +399,8 @@ class Synth:
             self._levels[i] = velocity_gain(v.velocity) * self.gain
         exc = None
         if self.cfg.excitation_harmonics:
-            exc = voice_excitation(self.cfg, [v.pitch for v in voices], np.array([v.t for v in voices]), n)
+            exc = voice_excitation(self.cfg, [v.pitch for v in voices], np.array([v.t for v in voices]), n,
+                                   self.excitation_gain)
         # Every argument is well formed by construction: skip the engine's checks (fast path).
         classes = self.engine.render_fast(slots, cond, switch, noise, self._temps[:nv], exc=exc)
         audio = DECODE[classes]  # float32 [V, n]

@@ -21,6 +21,7 @@ import torch
 from nsynth_live import SAMPLE_RATE, mulaw
 from nsynth_live.errors import UserError
 from nsynth_live.pitch import cents_off, note_f0
+from nsynth_live.sampling import Decoding
 from nsynth_live.spectral import multires_spectral_distance, plot_rainbowgrams
 
 LN2 = math.log(2.0)
@@ -44,6 +45,7 @@ class TorchBackend:
     def __init__(self, model: torch.nn.Module):
         self.model = model
         self.cfg = model.cfg
+        self.decoding = Decoding()  # a training run recommends nothing: temperature 1, gain 1
 
     @torch.no_grad()
     def nll_and_embedding(self, audio: np.ndarray, pitch: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -54,13 +56,13 @@ class TorchBackend:
         return nll.numpy(), self.model.encode(x).numpy()
 
     @torch.no_grad()
-    def generate(self, emb: np.ndarray, pitch: np.ndarray | None, n: int, seed: int, temperature: float,
+    def generate(self, emb: np.ndarray, pitch: np.ndarray | None, n: int, seed: int, decoding: Decoding,
                  voices: list[int]) -> np.ndarray:
         from nsynth_live.generate import generate
 
         p = None if pitch is None else torch.from_numpy(pitch)
-        return generate(self.model, torch.from_numpy(emb), p, n, seed=seed, temperature=temperature,
-                        voices=voices).numpy()
+        return generate(self.model, torch.from_numpy(emb), p, n, seed=seed, temperature=decoding.temperature,
+                        voices=voices, excitation_gain=decoding.excitation_gain).numpy()
 
 
 class EngineBackend:
@@ -72,6 +74,7 @@ class EngineBackend:
 
         self.engine = open_engine(export, kind, max_voices=max_voices)
         self.cfg = self.engine.cfg
+        self.decoding = self.engine.decoding
 
     def nll_and_embedding(self, audio: np.ndarray, pitch: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Teacher-forced NLL [B] (bits/sample) of ``audio`` [B, T] and its embedding, block by
@@ -104,7 +107,7 @@ class EngineBackend:
                 eng.remove_voice(slot)
         return nats / n / LN2, emb
 
-    def generate(self, emb, pitch, n, seed, temperature, voices):
+    def generate(self, emb, pitch, n, seed, decoding, voices):
         from host.engine import render_frames
         from nsynth_live import sampling
 
@@ -112,7 +115,8 @@ class EngineBackend:
         cond = eng.condition(emb, pitch)
         slots = [eng.add_voice() for _ in range(cond.shape[0])]
         try:
-            classes = render_frames(eng, slots, cond, n, sampling.NoiseStream(seed, voices), temperature, pitch=pitch)
+            classes = render_frames(eng, slots, cond, n, sampling.NoiseStream(seed, voices), decoding.temperature,
+                                    pitch=pitch, excitation_gain=decoding.excitation_gain)
         finally:
             for slot in slots:
                 eng.remove_voice(slot)
@@ -173,9 +177,10 @@ def evaluate(
     seconds: float = 4.0,
     batch: int = 8,
     seed: int = 0,
-    temperature: float = 1.0,
+    temperature: float | None = None,
     plots: int = 4,
     progress: bool = True,
+    excitation_gain: float | None = None,
 ) -> dict[str, Any]:
     """Reconstruct held-out notes and write ``results.json``, WAVs and rainbowgram PNGs to ``out``.
 
@@ -189,8 +194,11 @@ def evaluate(
         seconds: length of each reconstruction, from the note's start.
         batch: notes generated together.
         seed: sampling and baseline noise seed.
-        temperature: sampling temperature.
+        temperature: sampling temperature; None: the export's recommended one (1 for a run).
         plots: rainbowgram PNGs for this many notes.
+        progress: a progress bar.
+        excitation_gain: factor on the excitation in generation (models with one); None: the
+            export's recommended one (1 for a run). The NLL is the model's own (gain 1).
 
     Returns:
         the summary dict also written as ``results.json``.
@@ -205,6 +213,10 @@ def evaluate(
     else:
         backend = TorchBackend(load_model(model_path))
     cfg = backend.cfg
+    try:
+        decoding = backend.decoding.override(temperature, excitation_gain)
+    except ValueError as err:
+        raise UserError(f"evaluate: {err}") from None
     split_dir = resolve_split(data, split)
     notes = load_examples(split_dir)
     if not notes:
@@ -223,7 +235,7 @@ def evaluate(
         audio = np.stack([read_note(split_dir, n) for n in chunk])  # [B, 64000]
         pitch = np.array([n.pitch for n in chunk], np.int64) if cfg.pitch_conditioning else None
         nll, emb = backend.nll_and_embedding(audio, pitch)
-        recon = backend.generate(emb, pitch, n_samples, seed, temperature, list(range(start, start + len(chunk))))
+        recon = backend.generate(emb, pitch, n_samples, seed, decoding, list(range(start, start + len(chunk))))
         for b, info in enumerate(chunk):
             orig = audio[b, :n_samples]
             base = loudness_envelope_noise(orig, seed=seed + start + b)
@@ -247,7 +259,8 @@ def evaluate(
 
     summary = summarise(results)
     summary.update({"model_path": str(model_path), "config": cfg.name, "split": split, "seconds": n_samples / SAMPLE_RATE,
-                    "seed": seed, "temperature": temperature, "notes": [asdict(r) for r in results]})
+                    "seed": seed, "temperature": decoding.temperature, "excitation_gain": decoding.excitation_gain,
+                    "notes": [asdict(r) for r in results]})
     tmp = out / ".results.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2) + "\n")
     os.replace(tmp, out / "results.json")

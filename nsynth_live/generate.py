@@ -100,11 +100,14 @@ def _check_length(cfg: ModelConfig, embedding: torch.Tensor, n_samples: int) -> 
         )
 
 
-def _excitation(cfg: ModelConfig, pitch: torch.Tensor | None, n: int, dtype: torch.dtype) -> torch.Tensor | None:
-    """[B, 2H, n] excitation from the note's start, or None for configs without one."""
+def _excitation(cfg: ModelConfig, pitch: torch.Tensor | None, n: int, dtype: torch.dtype,
+                gain: float = 1.0) -> torch.Tensor | None:
+    """[B, 2H, n] excitation from the note's start, times ``gain``, or None for configs without one."""
     if not cfg.excitation_harmonics:
         return None
-    return excitation(pitch, n, cfg.excitation_harmonics).to(dtype)
+    e = excitation(pitch, n, cfg.excitation_harmonics)
+    # float32 x float32(gain), as the host computes it: the same excitation bit for bit.
+    return (e if gain == 1.0 else e * float(gain)).to(dtype)
 
 
 def _noise(seed: int, voices: Sequence[int] | None, batch: int, n_samples: int, device: torch.device) -> torch.Tensor:
@@ -157,6 +160,7 @@ def generate_classes(
     seed: int,
     temperature: float = 1.0,
     voices: Sequence[int] | None = None,
+    excitation_gain: float = 1.0,
 ) -> torch.Tensor:
     """Sample mu-law classes one at a time from cached state, starting from silence (zero history).
 
@@ -169,6 +173,8 @@ def generate_classes(
         temperature: softmax temperature > 0.
         voices: noise id of each batch item (default 0 .. B-1), so a voice renders the same
             samples whatever else shares its batch.
+        excitation_gain: factor on the excitation (models with one; see
+            :class:`nsynth_live.sampling.Decoding`).
 
     Returns:
         int64 classes [B, n_samples].
@@ -176,6 +182,7 @@ def generate_classes(
     decoder = _decoder(model)
     cfg = decoder.cfg
     sampling.check_temperature(temperature)
+    sampling.check_excitation_gain(excitation_gain)
     _check_length(cfg, embedding, n_samples)
     weight = decoder.start.weight
     cond = decoder.condition(embedding.to(weight), pitch)
@@ -184,7 +191,7 @@ def generate_classes(
     noise = _noise(seed, voices, batch, n_samples, weight.device)
     cache = RingCache(cfg, batch, weight.dtype, weight.device)
     out = torch.empty(batch, n_samples, dtype=torch.int64, device=weight.device)
-    exc = _excitation(cfg, pitch, n_samples, weight.dtype)
+    exc = _excitation(cfg, pitch, n_samples, weight.dtype, excitation_gain)
     for t in range(n_samples):
         e = None if exc is None else exc[:, :, t]
         logits, columns = decoder_step(w, cache.x_hist, cache.taps(), cond[:, t // cfg.hop], e)
@@ -201,13 +208,14 @@ def generate(
     seed: int,
     temperature: float = 1.0,
     voices: Sequence[int] | None = None,
+    excitation_gain: float = 1.0,
 ) -> torch.Tensor:
     """Audio from embedding frames: :func:`generate_classes`, mu-law decoded.
 
     Returns:
         float32 [B, n_samples] in [-1, 1].
     """
-    return mulaw.decode(generate_classes(model, embedding, pitch, n_samples, seed, temperature, voices))
+    return mulaw.decode(generate_classes(model, embedding, pitch, n_samples, seed, temperature, voices, excitation_gain))
 
 
 @torch.inference_mode()

@@ -410,3 +410,56 @@ def harmonic_fraction(
     for h in range(1, harmonics + 1):
         near |= np.abs(freqs - h * f0) < width_hz
     return float(power[near].sum() / total)
+
+
+def harmonic_profile(
+    audio: np.ndarray, sr: int, midi: float, start_s: float = 0.25, end_s: float = 2.75,
+    harmonics: int = 8, width_hz: float = 4.0, floor_db: float = -60.0,
+) -> np.ndarray:
+    """Level of each of the first harmonics of ``midi`` in a held note, in dB below the strongest.
+
+    A coarse timbre fingerprint: comparing the profiles of two sounds at the same pitch says how
+    differently their energy spreads over the harmonics (a flute's falls fast, a sawtooth's
+    slowly). Harmonics at or above Nyquist, and levels below ``floor_db``, read ``floor_db``.
+
+    Args:
+        audio: [T] mono float audio of one note.
+        sr: sample rate in Hz.
+        midi: the pitch whose harmonics are measured (MIDI note).
+        start_s, end_s: the held region in seconds.
+        harmonics: how many harmonics.
+        width_hz: half-width of the band summed around each harmonic.
+        floor_db: the lowest level reported.
+
+    Returns:
+        float64 [harmonics] in [floor_db, 0] (all ``floor_db`` for a silent region).
+    """
+    seg = np.asarray(audio, dtype=np.float64)[int(round(start_s * sr)) : int(round(end_s * sr))]
+    out = np.full(harmonics, floor_db)
+    if seg.shape[0] < 2:
+        return out
+    power = np.abs(np.fft.rfft(seg * np.hanning(seg.shape[0]))) ** 2
+    freqs = np.fft.rfftfreq(seg.shape[0], 1.0 / sr)
+    f0 = float(midi_to_hz(midi))
+    energy = np.zeros(harmonics)
+    for h in range(1, harmonics + 1):
+        if h * f0 < sr / 2:
+            energy[h - 1] = power[np.abs(freqs - h * f0) < width_hz].sum()
+    if energy.max() <= 0:
+        return out
+    with np.errstate(divide="ignore"):
+        db = 10.0 * np.log10(energy / energy.max())
+    return np.maximum(db, floor_db)
+
+
+def profile_spread(profiles: np.ndarray) -> float:
+    """Mean RMS distance in dB between every pair of harmonic profiles (how distinct sounds are).
+
+    Args:
+        profiles: [N, harmonics] from :func:`harmonic_profile`, N >= 2.
+    """
+    p = np.asarray(profiles, dtype=np.float64)
+    if p.shape[0] < 2:
+        raise ValueError("profile_spread needs at least two profiles")
+    d = np.sqrt(((p[:, None] - p[None]) ** 2).mean(-1))
+    return float(d[np.triu_indices(p.shape[0], 1)].mean())

@@ -18,13 +18,19 @@ the threshold falls within that difference of a class boundary (a near-tie).
 The noise ``u`` for voice ``b`` is the float64 stream of ``np.random.default_rng([seed, b])``, one
 number per sample, so a voice's samples do not depend on which other voices share its batch, and
 drawing the stream in blocks gives the same numbers as drawing it at once.
+
+:class:`Decoding` holds the settings a generator applies on top of the model: the temperature
+and, for models with an excitation, its gain. An export may recommend them (``model.json``'s
+``decoding``); every command takes them from there unless told otherwise.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +40,56 @@ def check_temperature(temperature: float) -> None:
     ok = isinstance(temperature, numbers.Real) and not isinstance(temperature, bool)
     if not (ok and math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+
+
+def check_excitation_gain(gain: float) -> None:
+    """Raise ValueError unless the excitation gain is a finite number >= 0."""
+    ok = isinstance(gain, numbers.Real) and not isinstance(gain, bool)
+    if not (ok and math.isfinite(gain) and gain >= 0):
+        raise ValueError(f"excitation gain must be a finite number >= 0, got {gain!r}")
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How a model's output distribution becomes samples.
+
+    Attributes:
+        temperature: softmax temperature > 0. Below 1 the draw favours the likeliest classes:
+            less of the hiss a small model's broad distributions give, at some loss of detail.
+        excitation_gain: factor >= 0 on the sinusoidal excitation (models with one): the
+            decoder was trained with gain 1; above 1 it follows the requested f0 more firmly
+            (a steadier pitch) and its timbre moves towards the excitation's plain harmonics.
+            0 removes the excitation. Models without one ignore it.
+    """
+
+    temperature: float = 1.0
+    excitation_gain: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_temperature(self.temperature)
+        check_excitation_gain(self.excitation_gain)
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Decoding":
+        """Parse ``model.json``'s ``decoding`` object (missing keys take the defaults).
+
+        Raises:
+            ValueError: not an object, an unknown key, or a bad value (named).
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"decoding must be an object, got {type(data).__name__}")
+        unknown = sorted(set(data) - {"temperature", "excitation_gain"})
+        if unknown:
+            raise ValueError(f"decoding has unknown key(s) {', '.join(map(repr, unknown))}")
+        return cls(**data)
+
+    def override(self, temperature: float | None = None, excitation_gain: float | None = None) -> "Decoding":
+        """These settings with the given ones (not None) replacing them."""
+        return Decoding(self.temperature if temperature is None else temperature,
+                        self.excitation_gain if excitation_gain is None else excitation_gain)
 
 
 class NoiseStream:

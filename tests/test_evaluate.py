@@ -89,3 +89,22 @@ def test_an_export_evaluates_like_its_training_run(tiny_run, nsynth_tiny, tmp_pa
         assert na["note_str"] == nb["note_str"]
         assert na["nll_bits"] == pytest.approx(nb["nll_bits"], rel=1e-4)
         assert na["recon_spectral"] == pytest.approx(nb["recon_spectral"], rel=1e-6)
+
+
+def test_evaluate_generates_with_the_exports_settings_and_records_them(tiny_run, nsynth_tiny, tmp_path):
+    from exporters.export import export_model, load_model_from_checkpoint
+    from nsynth_live.evaluate import evaluate
+    from nsynth_live.sampling import Decoding
+
+    model, source = load_model_from_checkpoint(tiny_run)
+    plain = export_model(model, tmp_path / "plain", source=source)
+    cool = export_model(model, tmp_path / "cool", source=source, decoding=Decoding(0.5, 1.0))
+    kw = dict(split="test", limit=2, seconds=0.25, batch=2, plots=0, progress=False)
+    a = evaluate(plain, nsynth_tiny, tmp_path / "a", **kw)
+    b = evaluate(cool, nsynth_tiny, tmp_path / "b", **kw)
+    c = evaluate(plain, nsynth_tiny, tmp_path / "c", temperature=0.5, **kw)
+    assert (a["temperature"], b["temperature"], b["excitation_gain"]) == (1.0, 0.5, 1.0)
+    for na, nb, nc in zip(a["notes"], b["notes"], c["notes"]):
+        assert na["nll_bits"] == nb["nll_bits"]  # the model's own likelihood: decoding plays no part
+        assert nb["recon_spectral"] == nc["recon_spectral"]  # the same samples as asking for T = 0.5
+        assert na["recon_spectral"] != nb["recon_spectral"]

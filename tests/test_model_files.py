@@ -165,3 +165,36 @@ def test_graph_signature_disagrees_with_metadata(broken):
 
     rewrite(broken / "decoder_step.onnx", rename)
     refused(broken, "decoder_step.onnx", "graph outputs[1].shape[2] is 99")
+
+
+def test_decoding_settings_are_read_and_checked(broken):
+    from nsynth_live.sampling import Decoding
+
+    assert load_export(broken).decoding == Decoding()  # export_random recommends the neutral settings
+    meta = json.loads((broken / MODEL_JSON).read_text())
+    meta["decoding"] = {"temperature": 0.0, "excitation_gain": 1.0}
+    (broken / MODEL_JSON).write_text(json.dumps(meta))
+    refused(broken, MODEL_JSON, "bad decoding settings", "temperature", "0.0")
+    meta["decoding"] = {"temperature": 0.7, "gain": 2}
+    (broken / MODEL_JSON).write_text(json.dumps(meta))
+    refused(broken, MODEL_JSON, "unknown key", "'gain'")
+    # A recommendation in model.json only (not in the graphs) is a mismatch, like any other key.
+    meta["decoding"] = {"temperature": 0.7, "excitation_gain": 2.0}
+    (broken / MODEL_JSON).write_text(json.dumps(meta))
+    refused(broken, "disagrees with model.json", "decoding.excitation_gain")
+
+
+def test_an_export_without_decoding_settings_decodes_with_the_neutral_ones(broken):
+    from exporters.metadata import FILES
+    from nsynth_live.sampling import Decoding
+
+    meta = json.loads((broken / MODEL_JSON).read_text())
+    del meta["decoding"]
+    (broken / MODEL_JSON).write_text(json.dumps(meta))
+    for name in FILES.values():
+        def drop(model):
+            props = {p.key: p.value for p in model.metadata_props if p.key != PROP_PREFIX + "decoding"}
+            del model.metadata_props[:]
+            helper.set_model_props(model, props)
+        rewrite(broken / name, drop)
+    assert load_export(broken).decoding == Decoding(1.0, 1.0)

@@ -61,6 +61,18 @@ def test_every_address_becomes_its_event(server):
     assert srv.counters.rejected == 0 and srv.counters.accepted == 10
 
 
+def test_the_decoding_extensions_become_their_events_clipped(server):
+    srv, q, c = server
+    send(c, srv, "/nsynth/temperature", 0.375)  # exact in float32, as OSC sends it
+    send(c, srv, "/nsynth/temperature", 9)  # clipped to 2
+    send(c, srv, "/nsynth/excitation_gain", 3.5)
+    send(c, srv, "/nsynth/excitation_gain", 12.0)  # clipped to 8
+    send(c, srv, "/nsynth/excitation_gain", -1.0)  # clipped to 0: no excitation
+    assert drain(q, 5) == [ev.Temperature(0.375), ev.Temperature(2.0), ev.ExcitationGain(3.5), ev.ExcitationGain(8.0),
+                           ev.ExcitationGain(0.0)]
+    assert srv.counters.rejected == 0
+
+
 def test_bundles_are_unpacked(server):
     srv, q, c = server
     b = OscBundleBuilder(IMMEDIATELY)
@@ -83,6 +95,11 @@ def test_bundles_are_unpacked(server):
     ("/nsynth/unknown", (1,)),
     ("/other/note", (60, 100)),
     ("/nsynth/panic", (1,)),
+    ("/nsynth/temperature", (0,)),  # no temperature is 0
+    ("/nsynth/temperature", (-0.5,)),
+    ("/nsynth/temperature", ("hot",)),
+    ("/nsynth/excitation_gain", (float("nan"),)),
+    ("/nsynth/excitation_gain", ()),
 ])
 def test_bad_messages_are_counted_and_ignored(server, address, args):
     srv, q, c = server

@@ -182,3 +182,24 @@ def test_harmonic_fraction_separates_tones_at_the_pitch_from_noise_and_wrong_pit
     assert harmonic_fraction(noise, sr, 60) < 0.02
     assert 0.3 < harmonic_fraction(tone + noise * 3, sr, 60) < 0.95
     assert harmonic_fraction(np.zeros(32000), sr, 60) == 0.0
+
+
+def test_harmonic_profile_reads_each_harmonics_level_and_spread_tells_timbres_apart():
+    from nsynth_live.pitch import harmonic_profile, midi_to_hz, profile_spread
+
+    sr, t = 16000, np.arange(32000) / 16000
+    f0 = midi_to_hz(57)  # A3, 220 Hz
+    saw = sum(np.sin(2 * np.pi * h * f0 * t) / h for h in range(1, 30) if h * f0 < sr / 2)
+    sine = np.sin(2 * np.pi * f0 * t)
+    p_saw = harmonic_profile(saw, sr, 57)
+    np.testing.assert_allclose(p_saw, -20 * np.log10(np.arange(1, 9)), atol=0.2)  # 1/h amplitudes
+    p_sine = harmonic_profile(sine, sr, 57)
+    assert p_sine[0] == 0 and np.all(p_sine[1:] == -60.0)  # nothing above the floor
+    assert np.all(harmonic_profile(np.zeros(32000), sr, 57) == -60.0)
+    # Harmonics at or above Nyquist read the floor: MIDI 108 (4186 Hz) has only its first.
+    top = harmonic_profile(np.sin(2 * np.pi * midi_to_hz(108) * t), sr, 108)
+    assert top[0] == 0 and np.all(top[1:] == -60.0)
+    assert profile_spread(np.array([p_saw, p_saw])) == 0.0
+    far = profile_spread(np.array([p_saw, p_sine]))
+    near = profile_spread(np.array([p_saw, harmonic_profile(saw + 0.05 * sine, sr, 57)]))
+    assert far > 20 and near < 1.0

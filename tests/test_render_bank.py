@@ -433,6 +433,7 @@ def test_shards_split_items_deterministically(setup):
     (["--shard", "1of2"], "'1of2'"),
     (["--seconds", "0"], "--seconds 0"),
     (["--temperature", "-1"], "--temperature -1"),
+    (["--excitation-gain", "-1"], "--excitation-gain -1"),
     (["--batch", "0"], "--batch 0"),
 ])
 def test_bad_input_is_one_line_naming_the_value_and_writes_nothing(setup, tmp_path, capsys, args, named):

@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # Ship a training run as the default model and bank (issue 9):
-#   bash training/ship.sh [RUN] [DEST]        default: training/live-sine -> presets/default
-# 1. export the run's EMA weights to DEST/model (ONNX + model.json, atomically)
+#   [TEMPERATURE=T] [EXCITATION_GAIN=G] bash training/ship.sh [RUN] [DEST]
+#   default: training/live-sine -> presets/default, recommending temperature 0.3, excitation gain 3.5
+# 1. export the run's EMA weights to DEST/model (ONNX + model.json, atomically), recommending the
+#    decoding settings T and G (model.json 'decoding': every command uses them unless told otherwise)
 # 2. encode the preset bank from the dataset's notes (training/make_bank.py) into DEST/bank
-# 3. measure pitch accuracy over MIDI 36-84 with every preset (DEST/pitch_accuracy.json)
+# 3. measure pitch accuracy and timbre spread over MIDI 36-84 with every preset, with the
+#    recommended settings (DEST/pitch_accuracy.json) and with the neutral ones, T = 1 and G = 1
+#    (DEST/pitch_accuracy_neutral.json)
 # 4. write DEST/HOW_IT_WAS_MADE.md: data, commands, steps, training hours, the figures
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN="${1:-training/live-sine}"
 DEST="${2:-presets/default}"
+TEMPERATURE="${TEMPERATURE:-0.3}"
+EXCITATION_GAIN="${EXCITATION_GAIN:-3.5}"
 PY=.venv/bin/python
 NL=.venv/bin/nsynth-live
 mkdir -p "$DEST"
-$NL export --checkpoint "$RUN" --out "$DEST/model" --force
+$NL export --checkpoint "$RUN" --out "$DEST/model" --force --temperature "$TEMPERATURE" --excitation-gain "$EXCITATION_GAIN"
 $PY training/make_bank.py --model "$DEST/model" --out "$DEST/bank"
+DATA=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["data"])' "$RUN/settings.json")
 $PY bench/pitch_accuracy.py --model "$DEST/model" --bank "$DEST/bank" --pitches 36-84 --seconds 2 \
-    --json "$DEST/pitch_accuracy.json" | tail -1
+    --reference-data "$DATA" --json "$DEST/pitch_accuracy.json" | tail -3
+$PY bench/pitch_accuracy.py --model "$DEST/model" --bank "$DEST/bank" --pitches 36-84 --seconds 2 \
+    --temperature 1 --excitation-gain 1 --json "$DEST/pitch_accuracy_neutral.json" | tail -3
 $PY - "$RUN" "$DEST" <<'EOF'
 import json, sys
 from pathlib import Path
@@ -34,6 +43,8 @@ for r in steps:
 valid = [r for r in recs if "valid_bits" in r]
 retuned = [r for r in recs if "retuned" in r]
 pitch = json.loads((dest / "pitch_accuracy.json").read_text())
+neutral = json.loads((dest / "pitch_accuracy_neutral.json").read_text())
+dec = model["decoding"]
 bank = json.loads((dest / "bank" / "bank.json").read_text())
 size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file()) / 1e6
 lines = [
@@ -55,12 +66,18 @@ if valid:
 lines += [
     f"- **Bank:** {len(bank['presets'])} presets encoded by this model from C4 notes (C3 for basses) with "
     "`training/make_bank.py`; corners " + ", ".join(bank.get("corners") or []) + ".",
-    f"- **Pitch accuracy** (`bench/pitch_accuracy.py`, every preset x MIDI 36-84, 2 s notes, temperature "
-    f"{pitch['settings']['temperature']}): **{100 * pitch['in_tune']:.1f}%** of {len(pitch['notes'])} notes within 50 cents.",
+    f"- **Decoding** (recommended in `model.json`, used by every command unless `--temperature` / "
+    f"`--excitation-gain` say otherwise): temperature {dec['temperature']:g}, excitation gain {dec['excitation_gain']:g}.",
+    f"- **Pitch accuracy** (`bench/pitch_accuracy.py`, every preset x MIDI 36-84, 2 s notes): "
+    f"**{100 * pitch['in_tune']:.1f}%** of {len(pitch['notes'])} notes within 50 cents with the recommended decoding; "
+    f"{100 * neutral['in_tune']:.1f}% with temperature 1 and excitation gain 1.",
+    f"- **Timbre spread** (mean distance between the presets' harmonic profiles at the same pitch): "
+    f"{pitch['timbre_spread_db']:.1f} dB with the recommended decoding, {neutral['timbre_spread_db']:.1f} dB with "
+    f"the neutral one (mostly noise there), {pitch['reference_spread_db']:.1f} dB for the source instruments' own notes.",
     f"- **Size:** {size:.1f} MB.",
     "",
     "Rebuild: `bash training/ship.sh " + f"{run} {dest}`.",
 ]
 (dest / "HOW_IT_WAS_MADE.md").write_text("\n".join(lines) + "\n")
-print(f"{dest}: shipped; {100 * pitch['in_tune']:.1f}% in tune, {size:.1f} MB")
+print(f"{dest}: shipped; {100 * pitch['in_tune']:.1f}% in tune ({100 * neutral['in_tune']:.1f}% at T=1, gain 1), {size:.1f} MB")
 EOF

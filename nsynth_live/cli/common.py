@@ -24,3 +24,30 @@ def parse_int_list(text: str) -> list[int]:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def add_decoding_args(p: argparse.ArgumentParser) -> None:
+    """``--temperature`` and ``--excitation-gain``: default None, i.e. the export's recommended ones."""
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature > 0 (default: the model's recommended one, model.json 'decoding')")
+    p.add_argument("--excitation-gain", type=float, default=None,
+                   help="gain on the sinusoidal excitation of models with one, >= 0; above 1 the pitch is "
+                   "steadier and the timbre plainer (default: the model's recommended one)")
+
+
+def check_decoding(args: argparse.Namespace) -> None:
+    """One clear error for a bad ``--temperature`` or ``--excitation-gain`` before anything opens.
+
+    Raises:
+        UserError: naming the flag and the value.
+    """
+    from nsynth_live.errors import UserError
+    from nsynth_live.sampling import check_excitation_gain, check_temperature
+
+    for flag, value, check in (("--temperature", args.temperature, check_temperature),
+                               ("--excitation-gain", args.excitation_gain, check_excitation_gain)):
+        if value is not None:
+            try:
+                check(value)
+            except ValueError as err:
+                raise UserError(f"{flag} {value}: {err}") from None

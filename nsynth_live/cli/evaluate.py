@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nsynth_live.cli.common import add_decoding_args, check_decoding
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -23,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=float, default=4.0, help="length of each reconstruction (default 4)")
     p.add_argument("--batch", type=int, default=8, help="notes generated together (default 8)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
+    add_decoding_args(p)
     p.add_argument("--plots", type=int, default=4, help="rainbowgram PNGs to draw (default 4)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -35,12 +37,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from nsynth_live.evaluate import evaluate, format_table
 
+    check_decoding(args)
+
     if args.threads:
         torch.set_num_threads(args.threads)
     summary = evaluate(
         args.model, args.data, args.out, split=args.split, limit=args.limit or None, seconds=args.seconds,
         batch=args.batch, seed=args.seed, temperature=args.temperature, plots=args.plots,
-        progress=not args.no_progress,
+        progress=not args.no_progress, excitation_gain=args.excitation_gain,
     )
     print(format_table(summary))
     print(f"results: {args.out}/results.json")

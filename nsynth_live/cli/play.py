@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nsynth_live.cli.common import add_decoding_args
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -25,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--voices", type=int, default=8, help="most notes at once (default 8)")
     p.add_argument("--block", type=int, default=256, help="samples per render block at 16 kHz (default 256 = 16 ms)")
     p.add_argument("--threads", type=int, help="engine threads (default: the engine's)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
+    add_decoding_args(p)
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no status line")
     p.set_defaults(func=_play)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nsynth_live.cli.common import add_decoding_args
+
 
 def _xy(text: str) -> tuple[float, float]:
     try:
@@ -34,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--voices", type=int, default=16, help="most notes at once (default 16)")
     p.add_argument("--rate", type=int, default=16000, help="output sample rate (default 16000; resampled with soxr)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
+    add_decoding_args(p)
     p.add_argument("--threads", type=int, help="engine threads (default: the engine's)")
     p.set_defaults(func=_render_midi)
 
@@ -48,15 +50,18 @@ def _render_midi(args: argparse.Namespace) -> int:
     from host.engine import open_engine
     from host.render_midi import read_midi, render_events, write_wav
     from host.synth import Synth
+    from nsynth_live.cli.common import check_decoding
     from nsynth_live.errors import UserError
 
+    check_decoding(args)
     if not 8000 <= args.rate <= 192000:
         raise UserError(f"--rate {args.rate}: must be 8000..192000 Hz")
     timeline = read_midi(args.midi)
     bank = load_bank(bank_or_default(args.bank))
     engine = open_engine(model_or_default(args.model), args.engine, max_voices=args.voices + 2, threads=args.threads)
     try:
-        synth = Synth(engine, bank, voices=args.voices, seed=args.seed, temperature=args.temperature)
+        synth = Synth(engine, bank, voices=args.voices, seed=args.seed, temperature=args.temperature,
+                      excitation_gain=args.excitation_gain)
         if args.preset is not None:
             synth.apply(ev.SelectPreset(int(args.preset) if args.preset.isdigit() else args.preset), strict=True)
         elif args.xy is not None:

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from nsynth_live.cli.common import add_decoding_args, check_decoding
+
 KILL_AFTER_CHUNKS = "NSYNTH_RENDER_BANK_KILL_AFTER_CHUNKS"
 """Test hook: SIGKILL this process after that many chunks' files are written (a crash at a known
 point, for the resume tests)."""
@@ -39,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", default="auto", choices=["auto", "ort", "fused"], help="default auto")
     p.add_argument("--batch", type=int, default=64, help="notes rendered together (default 64)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
+    add_decoding_args(p)
     p.add_argument("--shard", metavar="I/N",
                    help="render only shard I of N (0-based); join them with render-bank-merge")
     p.add_argument("--threads", type=int, help="engine threads (default: the engine's)")
@@ -68,6 +70,7 @@ def _render_bank(args: argparse.Namespace) -> int:
     from nsynth_live.errors import UserError
 
     # Every check that can fail runs before anything is written.
+    check_decoding(args)
     pitches = rb.parse_pitches(args.pitches)
     velocities = rb.parse_velocities(args.velocities)
     shard = rb.parse_shard(args.shard) if args.shard is not None else None
@@ -77,8 +80,10 @@ def _render_bank(args: argparse.Namespace) -> int:
     info = load_export(model_or_default(args.model))
     bank.check_model(info.config.hop, info.config.bottleneck)
     sounds, selection = rb.select_sounds(bank, info.config.hop, args.presets, args.grid)
+    decoding = info.decoding.override(args.temperature, args.excitation_gain)
     job = rb.Job(Path(args.out), sounds, pitches, velocities, seconds=args.seconds, seed=args.seed,
-                 temperature=args.temperature, shard=shard, batch=args.batch, selection=selection,
+                 temperature=decoding.temperature, excitation_gain=decoding.excitation_gain, shard=shard,
+                 batch=args.batch, selection=selection,
                  bank_name=bank.name, bank_path=str(Path(bank.path).resolve()))
     todo = len(rb.items_of(sounds, pitches, shard))
     engine = open_engine(info, args.engine, max_voices=max(1, min(args.batch, todo)), threads=args.threads)
