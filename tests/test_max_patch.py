@@ -4,7 +4,8 @@ There is no Max on Linux, so this reads the patcher JSON: every box is a standar
 its real inlet and outlet counts, every patch cord joins existing boxes and outlets, one
 [udpsend 127.0.0.1 9000] sends everything, and a small model of the objects used (message,
 prepend, pak, scale, pictslider, flonum, udpsend) plays every message box, the XY pad's corners and
-the gain box into OSC messages that the host's own parser accepts, per DESIGN's address table.
+the number boxes into OSC messages that the host's own parser accepts, per DESIGN's address table
+and the host's two extensions to it (temperature and pitch lock).
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ DESIGN = {
     "/nsynth/gain": (1, ev.Gain),
     "/nsynth/panic": (0, ev.Panic),
 }
+# nsynth-live's extensions beyond DESIGN's table (host/osc_server.py): the decoding settings, live.
+EXTENSIONS = {
+    "/nsynth/temperature": (1, ev.Temperature),
+    "/nsynth/excitation_gain": (1, ev.ExcitationGain),
+}
+ADDRESSES = {**DESIGN, **EXTENSIONS}
 
 # UI boxes (maxclass -> inlets, outlets) and objects in newobj boxes (name -> inlets, outlets;
 # None: one inlet per argument), as Max 8 creates them.
@@ -137,12 +144,12 @@ class MaxModel:
 def host_accepts(msg: list) -> ev.Event | None:
     """Encode as udpsend does (ints 'i', floats 'f', symbols 's') and parse as the host does."""
     address, *args = msg
-    assert isinstance(address, str) and address in DESIGN, msg
-    assert len(args) == DESIGN[address][0], msg
+    assert isinstance(address, str) and address in ADDRESSES, msg
+    assert len(args) == ADDRESSES[address][0], msg
     data = build_message(address, *args)
     (m,) = [p.message for p in OscPacket(data).messages]
     event = parse_message(m.address, list(m.params))
-    assert isinstance(event, DESIGN[address][1]), (msg, event)
+    assert isinstance(event, ADDRESSES[address][1]), (msg, event)
     return event
 
 
@@ -216,7 +223,23 @@ def test_message_boxes_send_design_messages(patch):
     # Every note switched on can be switched off from the patch.
     for pitch, velocity in seen["/nsynth/note"]:
         assert velocity == 0 or [pitch, 0] in seen["/nsynth/note"], pitch
-    assert set(seen) == set(DESIGN) - {"/nsynth/xy"}  # the XY pad sends /nsynth/xy
+    assert set(seen) == (set(DESIGN) - {"/nsynth/xy"}) | set(EXTENSIONS)  # the XY pad sends /nsynth/xy
+
+
+def test_extension_boxes_send_the_recommended_settings(patch):
+    """One click sets the shipped model's recommended decoding (temperature 0.3, pitch lock 3.5),
+    another the neutral settings (1: the model's own distribution, the excitation as trained)."""
+    model = MaxModel(patch)
+    events = []
+    for i in patch.ids("message"):
+        model.click(i)
+        (msg,) = model.take()
+        if msg[0] in EXTENSIONS:
+            e = host_accepts(msg)
+            value = e.temperature if isinstance(e, ev.Temperature) else e.gain
+            events.append((type(e).__name__, round(value, 6)))
+    assert sorted(events) == [("ExcitationGain", 1.0), ("ExcitationGain", 3.5),
+                              ("Temperature", 0.3), ("Temperature", 1.0)]
 
 
 @pytest.mark.parametrize("fx, fy", [(0, 0), (1, 0), (0, 1), (1, 1), (0.25, 0.75)])
@@ -231,11 +254,39 @@ def test_xy_pad_sends_xy_with_y_up(patch, fx, fy):
     assert (event.x, event.y) == (pytest.approx(fx), pytest.approx(fy))
 
 
-def test_gain_box_sends_gain(patch):
+# Address -> (its number box's range, all of which the host takes as it is), a value to type, the
+# event's field.
+NUMBER_BOXES = {
+    "/nsynth/gain": ((0, 2), 1.5, "gain"),
+    "/nsynth/temperature": ((0.05, 2), 0.5, "temperature"),  # > 0: the host rejects 0
+    "/nsynth/excitation_gain": ((0, 8), 3.5, "gain"),
+}
+
+
+def number_box_addresses(patch) -> dict[str, list[str]]:
+    """Address -> the number boxes that send it (typing each box's minimum)."""
     model = MaxModel(patch)
-    (gain,) = patch.ids("flonum")
-    assert (patch.boxes[gain]["minimum"], patch.boxes[gain]["maximum"]) == (0, 2)
-    model.type_number(gain, 1.5)
-    (msg,) = model.take()
-    assert msg == ["/nsynth/gain", 1.5]
-    assert host_accepts(msg).gain == pytest.approx(1.5)
+    found: dict[str, list[str]] = {}
+    for i in patch.ids("flonum"):
+        model.type_number(i, patch.boxes[i]["minimum"])
+        for m in model.take():
+            found.setdefault(m[0], []).append(i)
+    return found
+
+
+def test_one_number_box_per_continuous_setting(patch):
+    found = number_box_addresses(patch)
+    assert {a: len(b) for a, b in found.items()} == {a: 1 for a in NUMBER_BOXES}
+
+
+@pytest.mark.parametrize("address", sorted(NUMBER_BOXES))
+def test_number_box_sends_its_setting(patch, address):
+    (lo, hi), value, field = NUMBER_BOXES[address]
+    model = MaxModel(patch)
+    (box,) = number_box_addresses(patch)[address]
+    assert (patch.boxes[box]["minimum"], patch.boxes[box]["maximum"]) == (lo, hi)
+    for v in (lo, value, hi):  # every value the box can give is one the host takes as it is
+        model.type_number(box, v)
+        (msg,) = model.take()
+        assert msg == [address, float(v)]
+        assert getattr(host_accepts(msg), field) == pytest.approx(v)

@@ -4,9 +4,9 @@ Pd runs headless (``-nogui -nosound -nomidi``) with the example patch and a one-
 patch: ``[netreceive PORT 0 old]`` evaluates what the test writes to it over TCP, so the test can
 send to the patch's receivers (``nsynth-note 60 100;``) and click its boxes the way the GUI does
 (``pd-nsynth-live.pd mouse X Y 1 0;``). What the patch sends goes over real UDP, either to a
-socket here (checked address by address against DESIGN's OSC table and parsed by the host's own
-parser) or to a real ``nsynth-live play`` on the JACK dummy server, whose status reply comes back
-into the patch and whose audio is recorded.
+socket here (checked address by address against DESIGN's OSC table, plus the host's two
+extensions, and parsed by the host's own parser) or to a real ``nsynth-live play`` on the JACK
+dummy server, whose status reply comes back into the patch and whose audio is recorded.
 
 Skipped when ``pd`` is not installed, unless NSYNTH_REQUIRE_PD=1 (scripts/test.sh), which makes it
 a failure.
@@ -29,12 +29,33 @@ import pytest
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_packet import OscPacket
 
+from host import events as ev
 from host.osc_server import build_message, parse_message
 
 ROOT = Path(__file__).resolve().parents[1]
 PATCH = ROOT / "presets" / "patches" / "nsynth-live.pd"
 VENV_BIN = Path(sys.executable).parent
 RELEASE_S = (125 - 93) * 512 / 16000  # release frames of a 4 s trajectory (as in test_play_e2e)
+
+# DESIGN's OSC table: address -> the event the host's parser makes of it (None: the host answers
+# /nsynth/status itself).
+DESIGN = {
+    "/nsynth/note": (ev.NoteOn, ev.NoteOff),
+    "/nsynth/note_off": ev.NoteOff,
+    "/nsynth/preset": ev.SelectPreset,
+    "/nsynth/mix": ev.Mix,
+    "/nsynth/corners": ev.Corners,
+    "/nsynth/xy": ev.XY,
+    "/nsynth/gain": ev.Gain,
+    "/nsynth/panic": ev.Panic,
+    "/nsynth/status": type(None),
+}
+# nsynth-live's extensions beyond DESIGN's table (host/osc_server.py): the decoding settings, live.
+EXTENSIONS = {
+    "/nsynth/temperature": ev.Temperature,
+    "/nsynth/excitation_gain": ev.ExcitationGain,
+}
+ADDRESSES = {**DESIGN, **EXTENSIONS}
 
 # Anything Pd prints about a broken patch or a failed message.
 PD_TROUBLE = re.compile(
@@ -210,8 +231,10 @@ class Listener:
     def expect(self, address: str, args: list) -> tuple:
         got_address, got_args, sender = self.recv()
         assert got_address == address and same_args(got_args, args), (got_address, got_args, "expected", address, args)
-        # The host takes it: the same parser as host/osc_server.py, no rejection.
-        parse_message(got_address, got_args)
+        # The host takes it: the same parser as host/osc_server.py, no rejection, the right event.
+        assert got_address in ADDRESSES, got_address
+        event = parse_message(got_address, got_args)
+        assert isinstance(event, ADDRESSES[got_address]), (got_address, got_args, event)
         return sender
 
     def expect_nothing(self, seconds: float = 0.3) -> None:
@@ -261,7 +284,7 @@ def test_patch_loads_without_errors(pd_exe, tmp_path):
 
 def test_patch_uses_only_vanilla_objects():
     """Every object is built into Pd vanilla 0.51+ (no externals, no abstractions)."""
-    vanilla = {"oscformat", "oscparse", "netsend", "list", "t", "r", "pack", "unpack", "route", "print",
+    vanilla = {"oscformat", "oscparse", "netsend", "list", "t", "r", "pack", "unpack", "route", "print", "clip",
                "hsl", "vsl", "bng", "tgl"}
     patch = PdPatch(PATCH.read_text())
     used = {patch.cls(i) for i, b in enumerate(patch.boxes) if b["kind"] == "obj"}
@@ -271,7 +294,8 @@ def test_patch_uses_only_vanilla_objects():
 
 
 def test_receivers_send_the_design_messages(pd_exe, tmp_path):
-    """Every control's receive name, in real Pd, gives exactly DESIGN's message over UDP."""
+    """Every control's receive name, in real Pd, gives exactly DESIGN's message over UDP (or the
+    extension's, for temperature and pitch lock)."""
     host = Listener()
     pd = Pd(pd_exe, PATCH, tmp_path)
     try:
@@ -290,6 +314,12 @@ def test_receivers_send_the_design_messages(pd_exe, tmp_path):
             (("nsynth-xy", 0.5, 0.125), "/nsynth/xy", [0.5, 0.125]),  # one message for both
             (("nsynth-x", 1), "/nsynth/xy", [1.0, 0.125]),  # the pad remembers y
             (("nsynth-gain", 1.5), "/nsynth/gain", [1.5]),
+            # Extensions. A [clip] after each slider keeps to the host's ranges: temperature 0
+            # (which the host would reject) leaves as 0.05, an excitation gain of 10 as 8.
+            (("nsynth-temperature", 0.5), "/nsynth/temperature", [0.5]),
+            (("nsynth-temperature", 0), "/nsynth/temperature", [0.05]),
+            (("nsynth-excitation_gain", 3.5), "/nsynth/excitation_gain", [3.5]),
+            (("nsynth-excitation_gain", 10), "/nsynth/excitation_gain", [8.0]),
             (("nsynth-panic", "bang"), "/nsynth/panic", []),
             (("nsynth-status", "bang"), "/nsynth/status", []),
         ]
@@ -356,8 +386,9 @@ def test_clicking_every_box_sends_its_message(pd_exe, tmp_path):
         log = pd.quit()
         host.close()
     assert trouble(log) == [], log
-    # Every DESIGN address but /nsynth/xy (sliders: see the receivers test) has a box to click.
-    assert seen == {f"/nsynth/{a}" for a in ("note", "note_off", "preset", "mix", "corners", "gain", "panic", "status")}
+    # Every DESIGN address but /nsynth/xy (sliders: see the receivers test) has a box to click, and
+    # so has each extension.
+    assert seen == (set(DESIGN) - {"/nsynth/xy"}) | set(EXTENSIONS)
 
 
 # --------------------------------------------------------------------------- with the real host

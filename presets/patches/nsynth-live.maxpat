@@ -12,7 +12,7 @@
   "rect": [
    100.0,
    100.0,
-   680.0,
+   1060.0,
    660.0
   ],
   "default_fontsize": 12.0,
@@ -26,10 +26,10 @@
      "patching_rect": [
       20.0,
       10.0,
-      620.0,
+      1000.0,
       34.0
      ],
-     "text": "nsynth-live over OSC from Max: every message goes to [udpsend 127.0.0.1 9000], where nsynth-live play listens by default. Start the host, then click the messages, drag in the XY pad and set the gain."
+     "text": "nsynth-live over OSC from Max: every message goes to [udpsend 127.0.0.1 9000], where nsynth-live play listens by default. Start the host, then click the messages, drag in the XY pad and set the gain (and, on the right, the temperature and pitch lock)."
     }
    },
    {
@@ -539,6 +539,186 @@
      ],
      "text": "(/nsynth/status replies to the sending port, which udpsend cannot read: see the Pd patch or the README)"
     }
+   },
+   {
+    "box": {
+     "id": "obj-31",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      680.0,
+      275.0,
+      330.0,
+      34.0
+     ],
+     "text": "temperature 0.05..2 (an nsynth-live extension, not in the design's OSC table): about 0.3 suits the shipped model, higher = noisier"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-32",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      680.0,
+      315.0,
+      160.0,
+      22.0
+     ],
+     "text": "/nsynth/temperature 0.3"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-33",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      850.0,
+      315.0,
+      150.0,
+      22.0
+     ],
+     "text": "/nsynth/temperature 1"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-34",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "patching_rect": [
+      680.0,
+      345.0,
+      60.0,
+      22.0
+     ],
+     "minimum": 0.05,
+     "maximum": 2.0,
+     "format": 6
+    }
+   },
+   {
+    "box": {
+     "id": "obj-35",
+     "maxclass": "newobj",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      680.0,
+      375.0,
+      175.0,
+      22.0
+     ],
+     "text": "prepend /nsynth/temperature"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-36",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      680.0,
+      420.0,
+      330.0,
+      48.0
+     ],
+     "text": "pitch lock: excitation gain 0..8 (an nsynth-live extension, not in the design's OSC table): about 3.5 suits the shipped model, 1 = as trained, higher = steadier pitch but plainer timbre"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-37",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      680.0,
+      475.0,
+      175.0,
+      22.0
+     ],
+     "text": "/nsynth/excitation_gain 3.5"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-38",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      865.0,
+      475.0,
+      165.0,
+      22.0
+     ],
+     "text": "/nsynth/excitation_gain 1"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-39",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "patching_rect": [
+      680.0,
+      505.0,
+      60.0,
+      22.0
+     ],
+     "minimum": 0.0,
+     "maximum": 8.0,
+     "format": 6
+    }
+   },
+   {
+    "box": {
+     "id": "obj-40",
+     "maxclass": "newobj",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      680.0,
+      535.0,
+      195.0,
+      22.0
+     ],
+     "text": "prepend /nsynth/excitation_gain"
+    }
    }
   ],
   "lines": [
@@ -810,6 +990,102 @@
     "patchline": {
      "source": [
       "obj-29",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-32",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-33",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-34",
+      0
+     ],
+     "destination": [
+      "obj-35",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-35",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-37",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-38",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-39",
+      0
+     ],
+     "destination": [
+      "obj-40",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-40",
       0
      ],
      "destination": [
