@@ -8,6 +8,8 @@
 | CC1 mod wheel, CC2 breath | XY: x and y of the pad |
 | CC123 all notes off | AllNotesOff (voices release) |
 | CC120 all sound off | Panic |
+| CC71 (GM2 "harmonic content") | ExcitationGain: pitch lock, 0..8 linearly (64 = 4) |
+| CC74 (GM2 "brightness") | Temperature: 0.05..2 exponentially (64 = 0.32) |
 | program change | SelectPreset(program): the bank's preset index |
 
 Other messages (clock, aftertouch, other CCs) are ignored; they are not errors.
@@ -19,9 +21,11 @@ import queue
 from typing import Any
 
 from host import events as ev
+from host.osc_server import MAX_EXCITATION_GAIN, MAX_TEMPERATURE
 from nsynth_live.errors import UserError
 
 APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK", "auto": None}
+MIN_TEMPERATURE = 0.05  # CC74 at 0
 
 
 def backend(api: str = "auto") -> Any:
@@ -65,6 +69,12 @@ def parse_midi(msg: Any) -> ev.Event | None:
             return ev.AllNotesOff()
         if c == 120:
             return ev.Panic()
+        if c == 71:
+            return ev.ExcitationGain(MAX_EXCITATION_GAIN * v / 127.0)
+        if c == 74:
+            # Exponential: each step changes the temperature by the same ratio, and the knob's
+            # centre lands near the shipped model's 0.3.
+            return ev.Temperature(MIN_TEMPERATURE * (MAX_TEMPERATURE / MIN_TEMPERATURE) ** (v / 127.0))
     return None
 
 
