@@ -181,7 +181,7 @@ class Synth:
         self._sel: tuple = (0,)
         self._xy = [0.5, 0.5]
         self._cond = CondCache(engine, self.cfg.pitch_conditioning)
-        self._set_timbre(bank.presets[0].embedding, bank.presets[0].regions)
+        self._set_timbre(bank.presets[0].embedding, bank.presets[0].regions or None)
         if bank.corners:
             self._corners = tuple(bank.get(n).embedding for n in bank.corners)
         else:
@@ -229,7 +229,9 @@ class Synth:
         elif isinstance(e, ev.SelectPreset):
             p = self.bank.get(e.preset)
             self._mode, self._sel = "preset", (p.name,)
-            self._set_timbre(p.embedding)
+            # The bank's stored regions, as render-bank uses them (they may be hand-edited);
+            # blends below have none stored and find theirs from their own frames.
+            self._set_timbre(p.embedding, p.regions or None)
         elif isinstance(e, ev.Mix):
             a, b = self.bank.get(e.a), self.bank.get(e.b)
             self._mode, self._sel = "mix", (a.name, b.name, e.t)

@@ -162,3 +162,17 @@ def test_prepare_opens_the_conditioner_before_the_first_note(engine):
     synth.note_on(60, 100)
     synth.render(256)
     assert synth._cond.calls == calls  # pitch 60 at frame 0 was made ready
+
+
+def test_a_selected_preset_plays_its_stored_regions(engine):
+    """Hand-edited regions in bank.json are what a selected preset holds and releases, as for the
+    first preset and for render-bank; blends find theirs from their own frames."""
+    b = bank()
+    edited = {"sustain_start": 3, "sustain_end": 9, "release_start": 30}
+    assert default_regions(b.presets[2].embedding, 512) != edited
+    b.presets[2].regions = edited
+    synth = Synth(engine, b)
+    synth.apply(ev.SelectPreset(2), strict=True)
+    assert synth._regions == edited
+    synth.apply(ev.Mix(2, 3, 0.5), strict=True)
+    assert synth._regions == default_regions(synth.timbre, 512)
