@@ -51,3 +51,15 @@ def check_decoding(args: argparse.Namespace) -> None:
                 check(value)
             except ValueError as err:
                 raise UserError(f"{flag} {value}: {err}") from None
+
+
+def add_player_args(p: argparse.ArgumentParser) -> None:
+    """The model, bank, engine, noise and decoding flags that ``play``, ``render-midi`` and
+    ``render-bank`` share (one definition, one set of defaults)."""
+    p.add_argument("--model", metavar="EXPORT", help="export directory (default: the shipped default)")
+    p.add_argument("--bank", metavar="DIR", help="preset bank (default: the shipped default)")
+    p.add_argument("--engine", default="auto", choices=["auto", "ort", "fused"],
+                   help="auto: ort on a GPU, else the fused CPU engine for small models (default auto)")
+    p.add_argument("--threads", type=int, help="engine threads (default: the engine's)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    add_decoding_args(p)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nsynth_live.cli.common import add_decoding_args
+from nsynth_live.cli.common import add_player_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,10 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Stream the model through an audio device: notes from MIDI and OSC, presets and "
         "their blends chosen by program change, CC1/CC2 (XY pad) or /nsynth/... messages. Ctrl-C stops.",
     )
-    p.add_argument("--model", metavar="EXPORT", help="export directory (default: the shipped default)")
-    p.add_argument("--bank", metavar="DIR", help="preset bank (default: the shipped default)")
-    p.add_argument("--engine", default="auto", choices=["auto", "ort", "fused"],
-                   help="auto: ort on a GPU, else the fused CPU engine for small models (default auto)")
+    add_player_args(p)
     p.add_argument("--device", help="audio output device, a name substring or index (default: the system's)")
     p.add_argument("--midi-in", metavar="NAME", help="MIDI input port (a unique part of its name; default: the first)")
     p.add_argument("--no-midi", action="store_true", help="no MIDI input")
@@ -26,9 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--osc-port", type=int, default=9000, help="OSC UDP port (default 9000; 0 disables OSC)")
     p.add_argument("--voices", type=int, default=8, help="most notes at once (default 8)")
     p.add_argument("--block", type=int, default=256, help="samples per render block at 16 kHz (default 256 = 16 ms)")
-    p.add_argument("--threads", type=int, help="engine threads (default: the engine's)")
-    add_decoding_args(p)
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no status line")
     p.set_defaults(func=_play)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nsynth_live.cli.common import add_decoding_args
+from nsynth_live.cli.common import add_player_args
 
 
 def _xy(text: str) -> tuple[float, float]:
@@ -27,17 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("midi", metavar="FILE.mid", help="standard MIDI file")
     p.add_argument("--out", required=True, metavar="FILE.wav", help="output WAV (16-bit)")
-    p.add_argument("--model", metavar="EXPORT", help="export directory (default: the shipped default)")
-    p.add_argument("--bank", metavar="DIR", help="preset bank (default: the shipped default)")
+    add_player_args(p)
     who = p.add_mutually_exclusive_group()
     who.add_argument("--preset", help="preset name or index to start with (default: the bank's first)")
     who.add_argument("--xy", type=_xy, help="start on the XY pad between the bank's corners, e.g. 0.5,0.5")
-    p.add_argument("--engine", default="auto", choices=["auto", "ort", "fused"], help="default auto")
     p.add_argument("--voices", type=int, default=16, help="most notes at once (default 16)")
     p.add_argument("--rate", type=int, default=16000, help="output sample rate (default 16000; resampled with soxr)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    add_decoding_args(p)
-    p.add_argument("--threads", type=int, help="engine threads (default: the engine's)")
     p.set_defaults(func=_render_midi)
 
 

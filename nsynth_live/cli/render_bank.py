@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from nsynth_live.cli.common import add_decoding_args, check_decoding
+from nsynth_live.cli.common import add_player_args, check_decoding
 
 KILL_AFTER_CHUNKS = "NSYNTH_RENDER_BANK_KILL_AFTER_CHUNKS"
 """Test hook: SIGKILL this process after that many chunks' files are written (a crash at a known
@@ -28,8 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(the model has no velocity input). Rerun the same command to resume: finished files are kept.",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
-    p.add_argument("--model", metavar="EXPORT", help="export directory (default: the shipped default)")
-    p.add_argument("--bank", metavar="DIR", help="preset bank (default: the shipped default)")
+    add_player_args(p)
     who = p.add_mutually_exclusive_group()
     who.add_argument("--presets", metavar="A,B", help="comma-separated preset names or indices (default: all)")
     who.add_argument("--grid", type=int, metavar="N", help="N x N points between the bank's four corner presets")
@@ -38,13 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--velocities", default=DEFAULT_VELOCITIES, help=f"velocity layers (default {DEFAULT_VELOCITIES})")
     p.add_argument("--seconds", type=float, default=4.0,
                    help="note length; the key goes up 1 s before the end, half-way under 2 s (default 4)")
-    p.add_argument("--engine", default="auto", choices=["auto", "ort", "fused"], help="default auto")
     p.add_argument("--batch", type=int, default=64, help="notes rendered together (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    add_decoding_args(p)
     p.add_argument("--shard", metavar="I/N",
                    help="render only shard I of N (0-based); join them with render-bank-merge")
-    p.add_argument("--threads", type=int, help="engine threads (default: the engine's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_render_bank)
 
