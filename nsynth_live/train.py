@@ -179,8 +179,9 @@ RESUME_OVERRIDABLE = frozenset({
     "checkpoint_every", "valid_every", "log_every", "valid_notes",
 })
 # Settings a resumed run may retune part-way although they change its math (a long run switching
-# a regulariser on); every change is recorded in metrics.jsonl at the step it took effect.
-RESUME_TUNABLE = frozenset({"input_noise", "excitation_lock"})
+# a regulariser on, or annealing its learning rate sooner once the validation NLL plateaus); every
+# change is recorded in metrics.jsonl at the step it took effect.
+RESUME_TUNABLE = frozenset({"input_noise", "excitation_lock", "schedule_steps"})
 
 
 def _get(settings: TrainSettings | Mapping[str, Any], key: str, default: Any) -> Any:
@@ -545,6 +546,8 @@ def _check_settings(s: TrainSettings, cfg: ModelConfig) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(s, name)}")
     if s.crop < cfg.hop or s.crop % cfg.hop:
         raise UserError(f"--crop {s.crop}: must be a positive multiple of the hop ({cfg.hop} samples)")
+    if s.schedule_steps is not None and s.schedule_steps < 1:
+        raise UserError(f"--schedule-steps must be at least 1, got {s.schedule_steps}")
     if not (s.lr > 0 and math.isfinite(s.lr)):
         raise UserError(f"--lr {s.lr}: must be a positive number")
     if not 0.0 <= s.ema_decay < 1.0:

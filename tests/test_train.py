@@ -288,3 +288,22 @@ def test_bad_settings_are_one_clear_error(nsynth_tiny, tmp_path):
         Trainer(settings(nsynth_tiny, tmp_path / "r", crop=1000))
     with pytest.raises(UserError, match="unknown model config 'huge'"):
         Trainer(settings(nsynth_tiny, tmp_path / "r", config="huge"))
+
+
+def test_the_schedule_may_be_shortened_on_resume_and_the_lr_follows(nsynth_tiny, tmp_path):
+    out = tmp_path / "run"
+    train(settings(nsynth_tiny, out, steps=2, lr=1e-3, schedule_steps=200_000))
+    cmd = [str(VENV_BIN / "nsynth-live"), "train", "--out", str(out), "--resume", "--no-progress",
+           "--steps", "4", "--threads", "1", "--log-every", "1", "--schedule-steps", "4"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    recs = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {"step": 2, "retuned": {"schedule_steps": [200_000, 4]}} in recs
+    lrs = {r["step"]: r["lr"] for r in recs if "lr" in r}
+    # Record n logs the lr of step index n - 1. Before the resume, the 200k schedule's peak; after,
+    # the paper's shape squeezed into 4 steps at 5x its lr: 6e-5 x 5 from index 2 (120k/200k of
+    # the way, rounded), 4e-5 x 5 from index 3 (150k/200k).
+    assert lrs[1] == lrs[2] == 1e-3
+    assert lrs[3] == pytest.approx(3e-4) and lrs[4] == pytest.approx(2e-4)
+    res = subprocess.run(cmd[:-1] + ["0"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "--schedule-steps must be at least 1" in res.stderr

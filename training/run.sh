@@ -9,7 +9,10 @@
 # from step 4636 --excitation-lock --input-noise 0.3 (the free-running excitation's weights were
 # shrinking: it has no fixed phase against a crop's waveform; the locked one has).
 # from step 5576 --input-noise 0.1 (the decoder follows the excitation now; heavy input noise
-# kept its predictions, hence its generated notes, noisy). The checkpoint keeps these settings:
+# kept its predictions, hence its generated notes, noisy); from step 12016 (session 3)
+# --schedule-steps 26000 (the validation NLL had stayed at 2.73-2.74 bits from step 9k to 12k at
+# the peak lr 1e-3: the paper's decay now runs from there, 6.7e-4 at once, 3e-4 from 15.6k, 2e-4
+# from 19.5k, 1e-4 from 23.4k). The checkpoint keeps these settings:
 # `bash training/run.sh live-sine 2` resumes with them.
 # Builds the dataset first if missing (deterministic, ~15 s), then trains into training/CONFIG/
 # with checkpoints every 500 steps; SIGTERM (or Ctrl-C) writes a final checkpoint.

@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", type=int, help="crop length in samples (default 6144, as the paper)")
     p.add_argument("--lr", type=float, help="peak learning rate of the paper schedule (default 2e-4)")
     p.add_argument("--schedule-steps", type=int,
-                   help="stretch the paper's 200k-step schedule to this many steps (default: --steps)")
+                   help="stretch the paper's 200k-step schedule to this many steps (default: --steps); "
+                   "may change on --resume (anneal sooner), recorded in metrics.jsonl")
     p.add_argument("--clip", type=float, help="gradient-norm clip (default 1.0)")
     p.add_argument("--input-noise", type=float,
                    help="std (at most; drawn per crop) of Gaussian noise on the decoder's past samples, "
