@@ -83,7 +83,10 @@ def _device(text: str | None):
 def _status_line(player, osc, midi) -> None:
     st = player.status()
     rejected = st.rejected + (osc.counters.rejected if osc else 0) + (midi.counters.rejected if midi else 0)
+    synth = player.synth
+    # The decoding knobs (CC71/CC74, /nsynth/excitation_gain, /nsynth/temperature) show as they move.
     line = (f"\rvoices {st.voices:2d}  xruns {st.xruns:4d}  stolen {st.stolen:3d}  "
-            f"rtf {st.realtime_factor:5.2f}x  rejected {rejected:5d}  ")
+            f"rtf {st.realtime_factor:5.2f}x  rejected {rejected:5d}  "
+            f"T {synth.temperature:4.2f}  lock {synth.excitation_gain:3.1f}  ")
     sys.stdout.write(line)
     sys.stdout.flush()
