@@ -67,6 +67,7 @@ def main() -> int:
     with open_engine(args.model, args.engine, max_voices=args.batch) as eng:
         frames = -(-n // eng.cfg.hop)
         decoding = eng.decoding.override(args.temperature, args.excitation_gain)
+        weights_sha256 = eng.info.weights_sha256  # ties the figures to the weights measured
         for i in range(0, len(jobs), args.batch):
             chunk = jobs[i : i + args.batch]
             slots = [eng.add_voice() for _ in chunk]
@@ -114,7 +115,8 @@ def main() -> int:
     print(f"in tune (within 50 cents): {share:.1%}")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "model": args.model, "bank": args.bank, "in_tune": share, "harmonic_fraction": harmonic,
+            "model": args.model, "weights_sha256": weights_sha256, "bank": args.bank, "in_tune": share,
+            "harmonic_fraction": harmonic,
             "timbre_spread_db": spread, "reference_spread_db": reference, "timbre_error_db": error,
             "decoding": decoding.to_dict(),
             "notes": results, "settings": vars(args)}, indent=1) + "\n")

@@ -1,0 +1,27 @@
+"""The shipped default (presets/default): its measured figures belong to the files shipped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from host.bank import load_bank
+from host.model_files import load_export
+
+DEFAULT = Path(__file__).resolve().parents[1] / "presets" / "default"
+
+
+def test_the_quoted_pitch_accuracy_was_measured_on_the_shipped_model_with_its_decoding():
+    info = load_export(DEFAULT / "model")
+    bank = load_bank(DEFAULT / "bank")
+    measured = json.loads((DEFAULT / "pitch_accuracy.json").read_text())
+    assert measured["weights_sha256"] == info.weights_sha256
+    assert measured["decoding"] == info.decoding.to_dict()
+    # Every preset of the bank at every pitch 36..84: the acceptance measurement, not a sample.
+    assert {(n["preset"], n["pitch"]) for n in measured["notes"]} == {
+        (p.name, q) for p in bank.presets for q in range(36, 85)}
+    assert measured["in_tune"] == sum(n["in_tune"] for n in measured["notes"]) / len(measured["notes"])
+    neutral = json.loads((DEFAULT / "pitch_accuracy_neutral.json").read_text())
+    assert neutral["weights_sha256"] == info.weights_sha256
+    assert neutral["decoding"] == {"temperature": 1.0, "excitation_gain": 1.0}
+    assert "temperature" in (DEFAULT / "HOW_IT_WAS_MADE.md").read_text()
