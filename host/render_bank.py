@@ -48,7 +48,7 @@ from host.trajectory import Cursor, bilinear, default_regions
 from nsynth_live import SAMPLE_RATE, __version__, mulaw
 from nsynth_live.errors import UserError
 from nsynth_live.nsynth import atomic_write_many
-from nsynth_live.sampling import NoiseStream
+from nsynth_live.sampling import NoiseStream, check_excitation_gain
 
 GRID_ID_BASE = 1 << 20
 """Sound ids of grid points off the corners start here (preset ids are bank indices)."""
@@ -390,8 +390,10 @@ class Job:
             raise UserError(f"--seed {self.seed!r}: must be a non-negative integer")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise UserError(f"--temperature {self.temperature}: must be a positive number")
-        if not (math.isfinite(self.excitation_gain) and self.excitation_gain >= 0):
-            raise UserError(f"--excitation-gain {self.excitation_gain}: must be a number >= 0")
+        try:
+            check_excitation_gain(self.excitation_gain)
+        except ValueError as err:
+            raise UserError(f"--excitation-gain {self.excitation_gain}: {err}") from None
         if self.batch < 1:
             raise UserError(f"--batch {self.batch}: must be at least 1")
         if not self.sounds:
