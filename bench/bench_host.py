@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from host.bank import Bank, Preset, save_bank  # noqa: E402
-from host.osc_server import build_message  # noqa: E402
-from host.trajectory import default_regions  # noqa: E402
+from nsynth_live.host.bank import Bank, Preset, save_bank  # noqa: E402
+from nsynth_live.host.osc_server import build_message  # noqa: E402
+from nsynth_live.host.trajectory import default_regions  # noqa: E402
 
 NL = str(Path(sys.executable).parent / "nsynth-live")
 
@@ -103,7 +103,7 @@ def main() -> int:
     ap.add_argument("--block", type=int, default=256)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    from exporters.export import export_model, export_random
+    from nsynth_live.exporters.export import export_model, export_random
     from sine_model import sine_model
 
     tmp = Path(tempfile.mkdtemp(prefix="nsynth-bench-host-"))

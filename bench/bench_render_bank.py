@@ -29,12 +29,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exporters.export import export_random  # noqa: E402
-from host import render_bank as rb  # noqa: E402
-from host.bank import Bank, Preset, load_bank, save_bank  # noqa: E402
-from host.engine import open_engine  # noqa: E402
-from host.model_files import load_export  # noqa: E402
-from host.trajectory import default_regions  # noqa: E402
+from nsynth_live.exporters.export import export_random  # noqa: E402
+from nsynth_live.host import render_bank as rb  # noqa: E402
+from nsynth_live.host.bank import Bank, Preset, load_bank, save_bank  # noqa: E402
+from nsynth_live.host.engine import open_engine  # noqa: E402
+from nsynth_live.host.model_files import load_export  # noqa: E402
+from nsynth_live.host.trajectory import default_regions  # noqa: E402
 from nsynth_live import SAMPLE_RATE  # noqa: E402
 from nsynth_live.cli.bench import (  # noqa: E402
     machine_info, matmul_peak_gflops, print_table, time_engine, write_report)

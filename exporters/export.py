@@ -17,8 +17,8 @@ from typing import Any
 import onnx
 from onnx import helper
 
-from exporters import graphs
-from exporters.metadata import (
+from nsynth_live.exporters import graphs
+from nsynth_live.exporters.metadata import (
     EXPORTER_VERSION,
     FILES,
     FORMAT,

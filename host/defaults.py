@@ -1,12 +1,18 @@
-"""Where the shipped default model and preset bank live (``presets/`` in the repository)."""
+"""Where the shipped default model and preset bank live.
+
+They are package data of ``nsynth_live.presets`` (``presets/`` in the repository), found through
+:mod:`importlib.resources`, so every command that defaults to them works from a wheel install as
+from a clone.
+"""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from nsynth_live.errors import UserError
 
-PRESETS = Path(__file__).resolve().parent.parent / "presets"
+PRESETS = Path(str(resources.files("nsynth_live.presets")))
 DEFAULT_MODEL = PRESETS / "default" / "model"
 DEFAULT_BANK = PRESETS / "default" / "bank"
 

@@ -14,8 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from host.bank import BANK_JSON, Bank, Preset, load_bank, save_bank
-from host.trajectory import default_regions
+from nsynth_live.host.bank import BANK_JSON, Bank, Preset, load_bank, save_bank
+from nsynth_live.host.trajectory import default_regions
 from nsynth_live import SAMPLE_RATE
 from nsynth_live.errors import UserError
 
@@ -95,8 +95,8 @@ def encode_files(
     Returns:
         the new presets.
     """
-    from host.engine_ort import OrtFrontEnd
-    from host.model_files import load_export
+    from nsynth_live.host.engine_ort import OrtFrontEnd
+    from nsynth_live.host.model_files import load_export
 
     if not files:
         raise UserError("no audio files to encode")

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from host.model_files import ExportInfo, load_export
+from nsynth_live.host.model_files import ExportInfo, load_export
 from nsynth_live import SAMPLE_RATE, mulaw, sampling
 from nsynth_live.configs import N_CLASSES, N_PITCHES, ModelConfig, flops_per_sample, history_length
 from nsynth_live.errors import UserError
@@ -286,7 +286,7 @@ class Engine(ABC):
 
     def _frontend(self) -> Any:
         if self._front is None:
-            from host.engine_ort import OrtFrontEnd
+            from nsynth_live.host.engine_ort import OrtFrontEnd
 
             self._front = OrtFrontEnd(self.info, **self._frontend_options())
         return self._front
@@ -471,17 +471,17 @@ def open_engine(
         raise UserError(f"unknown engine {kind!r}; expected one of {', '.join(ENGINE_KINDS)}")
     info = export_dir if isinstance(export_dir, ExportInfo) else load_export(export_dir)
     if kind == "auto":
-        from host.engine_ort import cuda_usable
+        from nsynth_live.host.engine_ort import cuda_usable
 
         kind = "ort"
         if device != "cuda" and not (device == "auto" and cuda_usable()) and flops_per_sample(info.config) <= FUSED_MAX_FLOPS:
             try:
-                import host.engine_fused  # noqa: F401
+                import nsynth_live.host.engine_fused  # noqa: F401
                 kind = "fused"
             except ImportError:
                 pass
     if kind == "ort":
-        from host.engine_ort import OrtEngine
+        from nsynth_live.host.engine_ort import OrtEngine
 
         return OrtEngine(info, max_voices=max_voices, threads=threads, device=device)
     return FusedAdapter(info, max_voices=max_voices, threads=threads)
@@ -501,10 +501,10 @@ class FusedAdapter(Engine):
     def __init__(self, info: ExportInfo, max_voices: int = 16, threads: int | None = None):
         super().__init__(info, max_voices)
         try:
-            from host.engine_fused import FusedEngine
+            from nsynth_live.host.engine_fused import FusedEngine
         except ImportError as err:
             raise UserError(f"the fused engine is unavailable here ({err})") from None
-        from host.model_files import step_weights_from_onnx
+        from nsynth_live.host.model_files import step_weights_from_onnx
 
         self._threads = threads or 2
         self._cond_front: Any = None
@@ -523,7 +523,7 @@ class FusedAdapter(Engine):
         host's calls are small (a few frames), and ONNX Runtime's thread pool would spin after
         each one on the cores the compiled step needs (the encoder keeps ``threads``)."""
         if self._cond_front is None:
-            from host.engine_ort import OrtFrontEnd
+            from nsynth_live.host.engine_ort import OrtFrontEnd
 
             self._cond_front = OrtFrontEnd(self.info, threads=1, device="cpu")
         return self._cond_front.condition(embedding, pitch)

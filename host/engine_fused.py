@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from host import fused_kernels as K
+from nsynth_live.host import fused_kernels as K
 from nsynth_live.configs import N_CLASSES, ModelConfig, history_length
 
 _EMPTY_LOGITS = np.zeros((0, 0, 0), np.float32)
@@ -149,7 +149,7 @@ class FusedEngine:
                 :func:`host.model_files.load_export`).
             kwargs: as the constructor (max_voices, threads, warmup).
         """
-        from host.model_files import load_export, step_weights_from_onnx
+        from nsynth_live.host.model_files import load_export, step_weights_from_onnx
 
         info = load_export(export_dir)
         return cls(info.config, step_weights_from_onnx(info.decoder_step), **kwargs)

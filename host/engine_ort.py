@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from host.engine import Engine, RingState, check_audio, check_embedding, sample_rows
-from host.model_files import ExportInfo
+from nsynth_live.host.engine import Engine, RingState, check_audio, check_embedding, sample_rows
+from nsynth_live.host.model_files import ExportInfo
 from nsynth_live import mulaw
 from nsynth_live.configs import N_CLASSES
 from nsynth_live.errors import UserError

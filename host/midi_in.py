@@ -20,8 +20,8 @@ from __future__ import annotations
 import queue
 from typing import Any
 
-from host import events as ev
-from host.osc_server import MAX_EXCITATION_GAIN, MAX_TEMPERATURE
+from nsynth_live.host import events as ev
+from nsynth_live.host.osc_server import MAX_EXCITATION_GAIN, MAX_TEMPERATURE
 from nsynth_live.errors import UserError
 
 APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK", "auto": None}

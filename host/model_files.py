@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from exporters.metadata import (
+from nsynth_live.exporters.metadata import (
     EXPORTER_VERSION,
     FILES,
     FORMAT,

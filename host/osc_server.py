@@ -35,7 +35,7 @@ from typing import Any, Callable
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
-from host import events as ev
+from nsynth_live.host import events as ev
 
 PREFIX = "/nsynth"
 MAX_PACKET = 65536

@@ -13,11 +13,11 @@ from nsynth_live.errors import UserError
 
 def play(args: argparse.Namespace) -> int:
     """Run until Ctrl-C or SIGTERM. Returns the exit status."""
-    from host.bank import load_bank
-    from host.defaults import bank_or_default, model_or_default
-    from host.engine import open_engine
-    from host.player import Player
-    from host.synth import Synth
+    from nsynth_live.host.bank import load_bank
+    from nsynth_live.host.defaults import bank_or_default, model_or_default
+    from nsynth_live.host.engine import open_engine
+    from nsynth_live.host.player import Player
+    from nsynth_live.host.synth import Synth
     from nsynth_live.cli.common import check_decoding
 
     if args.voices < 1:
@@ -40,7 +40,7 @@ def play(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         if args.osc_port:
-            from host.osc_server import OscServer
+            from nsynth_live.host.osc_server import OscServer
 
             def status() -> tuple[int, int, str, float]:
                 st = player.status()
@@ -48,7 +48,7 @@ def play(args: argparse.Namespace) -> int:
 
             osc = OscServer(player.events, status, host=args.osc_host, port=args.osc_port).start()
         if not args.no_midi:
-            from host.midi_in import MidiInput, list_ports
+            from nsynth_live.host.midi_in import MidiInput, list_ports
 
             if args.midi_in or list_ports(args.midi_api)[0]:
                 midi = MidiInput(player.events, port=args.midi_in, api=args.midi_api)

@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from host import events as ev
-from host.ring import AudioRing
-from host.synth import Synth
+from nsynth_live.host import events as ev
+from nsynth_live.host.ring import AudioRing
+from nsynth_live.host.synth import Synth
 from nsynth_live import SAMPLE_RATE
 from nsynth_live.errors import UserError
 

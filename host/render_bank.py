@@ -38,13 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from host import render_manifest as rm
-from host.render_output import SAMPLES, note_file, wav_bytes, write_instruments
-from host.bank import Bank, slug
-from host.engine import Engine, voice_excitation
-from host.model_files import ExportInfo
-from host.synth import FADE_SAMPLES, velocity_gain
-from host.trajectory import Cursor, bilinear, default_regions
+from nsynth_live.host import render_manifest as rm
+from nsynth_live.host.render_output import SAMPLES, note_file, wav_bytes, write_instruments
+from nsynth_live.host.bank import Bank, slug
+from nsynth_live.host.engine import Engine, voice_excitation
+from nsynth_live.host.model_files import ExportInfo
+from nsynth_live.host.synth import FADE_SAMPLES, velocity_gain
+from nsynth_live.host.trajectory import Cursor, bilinear, default_regions
 from nsynth_live import SAMPLE_RATE, __version__, mulaw
 from nsynth_live.errors import UserError
 from nsynth_live.nsynth import atomic_write_many

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from host.model_files import first_difference, read_json, short_json
+from nsynth_live.host.model_files import first_difference, read_json, short_json
 from nsynth_live.errors import UserError
 from nsynth_live.nsynth import atomic_write_bytes
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from host import events as ev
-from host.midi_in import parse_midi
-from host.synth import Synth
+from nsynth_live.host import events as ev
+from nsynth_live.host.midi_in import parse_midi
+from nsynth_live.host.synth import Synth
 from nsynth_live import SAMPLE_RATE
 from nsynth_live.errors import UserError
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from host import render_manifest as rm
-from host import sfz
+from nsynth_live.host import render_manifest as rm
+from nsynth_live.host import sfz
 from nsynth_live import SAMPLE_RATE, __version__
 from nsynth_live.errors import UserError
 

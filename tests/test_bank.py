@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from host.bank import Bank, Preset, load_bank, save_bank
-from host.trajectory import default_regions
+from nsynth_live.host.bank import Bank, Preset, load_bank, save_bank
+from nsynth_live.host.trajectory import default_regions
 from nsynth_live.errors import UserError
 
 FRAMES, WIDTH, HOP = 125, 16, 512

@@ -16,11 +16,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from exporters.export import export_model
-from host.bank import Bank, Preset, save_bank
-from host.engine import open_engine, render_frames
-from host.model_files import load_export
-from host.trajectory import default_regions
+from nsynth_live.exporters.export import export_model
+from nsynth_live.host.bank import Bank, Preset, save_bank
+from nsynth_live.host.engine import open_engine, render_frames
+from nsynth_live.host.model_files import load_export
+from nsynth_live.host.trajectory import default_regions
 from nsynth_live import sampling
 from nsynth_live.autoencoder import WaveNetAutoencoder
 from nsynth_live.configs import get_config
@@ -211,9 +211,9 @@ def test_render_bank_renders_and_records_the_gain_and_refuses_another_on_resume(
 
 
 def test_a_live_gain_change_takes_effect_at_the_next_block(sine_exports):
-    from host import events as ev
-    from host.bank import load_bank
-    from host.synth import Synth
+    from nsynth_live.host import events as ev
+    from nsynth_live.host.bank import load_bank
+    from nsynth_live.host.synth import Synth
 
     root, one, half = sine_exports
     with open_engine(half, "fused", max_voices=2, threads=1) as eng:

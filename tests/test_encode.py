@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from host.bank import load_bank
-from host.encode import encode_files, load_note
+from nsynth_live.host.bank import load_bank
+from nsynth_live.host.encode import encode_files, load_note
 from nsynth_live.errors import UserError
 
 VENV_BIN = Path(sys.executable).parent
@@ -21,7 +21,7 @@ VENV_BIN = Path(sys.executable).parent
 @pytest.fixture(scope="module")
 def live_export(tmp_path_factory):
     """A random-weight `live` model, in PyTorch and exported."""
-    from exporters.export import export_model
+    from nsynth_live.exporters.export import export_model
     from nsynth_live.autoencoder import WaveNetAutoencoder
     from nsynth_live.configs import get_config
 

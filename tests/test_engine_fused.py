@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from host import fused_kernels as K
-from host.engine_fused import FusedEngine
+from nsynth_live.host import fused_kernels as K
+from nsynth_live.host.engine_fused import FusedEngine
 from nsynth_live import mulaw, sampling
 from nsynth_live.configs import ModelConfig, get_config, receptive_field
 from nsynth_live.decoder import Decoder, decoder_step
@@ -319,7 +319,7 @@ def test_sigmoid_and_tanh_are_accurate_to_float32_rounding():
 
 
 def test_host_engine_does_not_import_torch():
-    code = ("import sys; import host.engine_fused, host.fused_kernels; "
+    code = ("import sys; import nsynth_live.host.engine_fused, nsynth_live.host.fused_kernels; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -371,8 +371,8 @@ def test_bad_arguments_are_refused_with_a_message():
 
 
 def test_weights_loaded_from_the_onnx_export_equal_the_pytorch_ones(tmp_path):
-    from exporters.export import export_random
-    from host.model_files import load_export, step_weights_from_onnx
+    from nsynth_live.exporters.export import export_random
+    from nsynth_live.host.model_files import load_export, step_weights_from_onnx
     from nsynth_live.autoencoder import WaveNetAutoencoder
 
     cfg = tiny()

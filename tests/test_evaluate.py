@@ -77,7 +77,7 @@ def test_evaluate_rejects_a_missing_model(nsynth_tiny, tmp_path):
 def test_an_export_evaluates_like_its_training_run(tiny_run, nsynth_tiny, tmp_path):
     """The same EMA weights through ONNX and a host engine: the same NLL (teacher-forced logits of
     the step graph) and the same reconstructions (one sampling rule, one noise stream)."""
-    from exporters.export import export_model, load_model_from_checkpoint
+    from nsynth_live.exporters.export import export_model, load_model_from_checkpoint
     from nsynth_live.evaluate import evaluate
 
     model, source = load_model_from_checkpoint(tiny_run)
@@ -92,7 +92,7 @@ def test_an_export_evaluates_like_its_training_run(tiny_run, nsynth_tiny, tmp_pa
 
 
 def test_evaluate_generates_with_the_exports_settings_and_records_them(tiny_run, nsynth_tiny, tmp_path):
-    from exporters.export import export_model, load_model_from_checkpoint
+    from nsynth_live.exporters.export import export_model, load_model_from_checkpoint
     from nsynth_live.evaluate import evaluate
     from nsynth_live.sampling import Decoding
 

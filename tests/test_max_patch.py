@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from pythonosc.osc_packet import OscPacket
 
-from host import events as ev
-from host.osc_server import build_message, parse_message
+from nsynth_live.host import events as ev
+from nsynth_live.host.osc_server import build_message, parse_message
 
 PATCH = Path(__file__).resolve().parents[1] / "presets" / "patches" / "nsynth-live.maxpat"
 

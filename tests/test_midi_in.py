@@ -8,8 +8,8 @@ import time
 import mido
 import pytest
 
-from host import events as ev
-from host.midi_in import MidiInput, backend, list_ports, parse_midi
+from nsynth_live.host import events as ev
+from nsynth_live.host.midi_in import MidiInput, backend, list_ports, parse_midi
 from nsynth_live.errors import UserError
 
 

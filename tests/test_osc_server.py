@@ -12,8 +12,8 @@ import pytest
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 
-from host import events as ev
-from host.osc_server import OscServer, build_message
+from nsynth_live.host import events as ev
+from nsynth_live.host.osc_server import OscServer, build_message
 
 
 @pytest.fixture

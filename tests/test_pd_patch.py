@@ -29,8 +29,8 @@ import pytest
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_packet import OscPacket
 
-from host import events as ev
-from host.osc_server import build_message, parse_message
+from nsynth_live.host import events as ev
+from nsynth_live.host.osc_server import build_message, parse_message
 
 ROOT = Path(__file__).resolve().parents[1]
 PATCH = ROOT / "presets" / "patches" / "nsynth-live.pd"
@@ -396,9 +396,9 @@ def test_clicking_every_box_sends_its_message(pd_exe, tmp_path):
 
 @pytest.fixture(scope="module")
 def sine_setup(tmp_path_factory):
-    from exporters.export import export_model
-    from host.bank import Bank, Preset, save_bank
-    from host.trajectory import default_regions
+    from nsynth_live.exporters.export import export_model
+    from nsynth_live.host.bank import Bank, Preset, save_bank
+    from nsynth_live.host.trajectory import default_regions
 
     sys.path.insert(0, str(Path(__file__).parent))
     from sine_model import sine_model

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from pythonosc.osc_message import OscMessage
 
-from host.bank import Bank, Preset, save_bank
-from host.osc_server import build_message
-from host.trajectory import default_regions
+from nsynth_live.host.bank import Bank, Preset, save_bank
+from nsynth_live.host.osc_server import build_message
+from nsynth_live.host.trajectory import default_regions
 from nsynth_live.pitch import cents_off, note_f0
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -33,7 +33,7 @@ RELEASE_S = (125 - 93) * 512 / 16000  # release frames of a 4 s trajectory
 
 @pytest.fixture(scope="module")
 def sine_setup(tmp_path_factory):
-    from exporters.export import export_model
+    from nsynth_live.exporters.export import export_model
 
     root = tmp_path_factory.mktemp("e2e")
     export = export_model(sine_model(), root / "model")
@@ -112,7 +112,7 @@ def test_osc_note_plays_in_tune_and_releases(jack_server, sine_setup):
 def test_midi_note_plays_in_tune_and_releases(jack_server, sine_setup):
     import mido
 
-    from host.midi_in import backend
+    from nsynth_live.host.midi_in import backend
 
     out = backend("jack").open_output("nsynth-e2e-keyboard", virtual=True)
     host = Host(*sine_setup, extra=["--midi-api", "jack", "--midi-in", "nsynth-e2e-keyboard"])

@@ -13,8 +13,8 @@ import math
 import numpy as np
 import pytest
 
-from host.player import Pacer
-from host.ring import AudioRing
+from nsynth_live.host.player import Pacer
+from nsynth_live.host.ring import AudioRing
 
 RATE, PERIOD = 16000, 256
 P = PERIOD / RATE  # 16 ms

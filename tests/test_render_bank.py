@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from host import render_bank as rb
-from host.bank import Bank, Preset, load_bank, save_bank
-from host.engine import open_engine, render_frames
-from host.model_files import load_export
-from host.render_output import note_file
-from host.trajectory import bilinear, default_regions
+from nsynth_live.host import render_bank as rb
+from nsynth_live.host.bank import Bank, Preset, load_bank, save_bank
+from nsynth_live.host.engine import open_engine, render_frames
+from nsynth_live.host.model_files import load_export
+from nsynth_live.host.render_output import note_file
+from nsynth_live.host.trajectory import bilinear, default_regions
 from nsynth_live.cli import main
 from nsynth_live.sampling import NoiseStream
 
@@ -36,7 +36,7 @@ SHORT = {"sustain_start": 2, "sustain_end": 5, "release_start": 8}
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """A random-weight tiny export; a bank of 5 presets with corners, one without corners."""
-    from exporters.export import export_random
+    from nsynth_live.exporters.export import export_random
 
     root = tmp_path_factory.mktemp("render_bank")
     export = export_random("tiny", root / "model", seed=0)
@@ -110,8 +110,8 @@ def test_windowed_conditioning_equals_render_frames(setup):
 def test_a_note_is_what_the_live_host_plays_for_a_held_key(setup, tmp_path):
     """Same frames (attack, sustain held, release at key-up), conditioning, noise, level and
     fade-out as host.synth.Synth playing the note alone (its output is tanh of the voice)."""
-    from host import events as ev
-    from host.synth import Synth
+    from nsynth_live.host import events as ev
+    from nsynth_live.host.synth import Synth
 
     export, _, _ = setup
     e = np.random.default_rng(4).standard_normal((FRAMES, 16)).astype(np.float32)
@@ -147,7 +147,7 @@ def test_a_note_is_what_the_live_host_plays_for_a_held_key(setup, tmp_path):
 def test_notes_play_at_their_pitch_and_velocity_layers_scale_the_level(tmp_path):
     """Through the hand-set sine model: each file is a sine at its MIDI pitch; velocity v's file
     is the full-level render scaled by v / 127."""
-    from exporters.export import export_model
+    from nsynth_live.exporters.export import export_model
 
     export = export_model(sine_model(amplitude=0.5), tmp_path / "sine")
     e = np.zeros((125, 16), np.float32)
@@ -464,7 +464,7 @@ def test_bad_input_through_the_command_line(setup, tmp_path):
 
 
 def test_render_bank_defaults_to_the_shipped_model_and_bank(tmp_path, monkeypatch, capsys):
-    import host.defaults as defaults
+    import nsynth_live.host.defaults as defaults
 
     args = ["render-bank", "--presets", "0", "--pitches", "60", "--velocities", "100", "--seconds", "0.25",
             "--no-progress", "--out"]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from host.bank import Bank, Preset, save_bank
-from host.trajectory import default_regions
+from nsynth_live.host.bank import Bank, Preset, save_bank
+from nsynth_live.host.trajectory import default_regions
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sine_model import sine_model  # noqa: E402
@@ -23,7 +23,7 @@ TPB = 480
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from exporters.export import export_model
+    from nsynth_live.exporters.export import export_model
 
     root = tmp_path_factory.mktemp("rmidi")
     export = export_model(sine_model(amplitude=0.1), root / "model")  # chords stay below the limiter

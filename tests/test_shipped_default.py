@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from host.bank import load_bank
-from host.model_files import load_export
+from nsynth_live.host.bank import load_bank
+from nsynth_live.host.model_files import load_export
 
 DEFAULT = Path(__file__).resolve().parents[1] / "presets" / "default"
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from host import events as ev
-from host.bank import Bank, Preset
-from host.engine import open_engine
-from host.synth import COND_PITCHES, COND_WINDOW, CondCache, Synth
-from host.trajectory import default_regions
+from nsynth_live.host import events as ev
+from nsynth_live.host.bank import Bank, Preset
+from nsynth_live.host.engine import open_engine
+from nsynth_live.host.synth import COND_PITCHES, COND_WINDOW, CondCache, Synth
+from nsynth_live.host.trajectory import default_regions
 
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
-    from exporters.export import export_random
+    from nsynth_live.exporters.export import export_random
 
     return export_random("tiny", tmp_path_factory.mktemp("synth") / "model", seed=0)
 

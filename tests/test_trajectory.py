@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from host.trajectory import Cursor, bilinear, default_regions, mix
+from nsynth_live.host.trajectory import Cursor, bilinear, default_regions, mix
 
 rng = np.random.default_rng(0)
 A, B, C, D = (rng.standard_normal((125, 16)).astype(np.float32) for _ in range(4))

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from host.bank import load_bank, save_bank  # noqa: E402
-from host.encode import encode_files  # noqa: E402
+from nsynth_live.host.bank import load_bank, save_bank  # noqa: E402
+from nsynth_live.host.encode import encode_files  # noqa: E402
 from nsynth_live.gm import program_name  # noqa: E402
 from nsynth_live.nsynth import load_examples  # noqa: E402
 

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from host.encode import encode_files
+    from nsynth_live.host.encode import encode_files
 
     presets = encode_files(
         args.audio, args.model, args.bank, name=args.name, pitch=args.pitch,

@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from exporters.export import DEFAULT_OPSET, export_model, load_model_from_checkpoint
-    from host.model_files import load_export
+    from nsynth_live.exporters.export import DEFAULT_OPSET, export_model, load_model_from_checkpoint
+    from nsynth_live.host.model_files import load_export
     from nsynth_live.errors import UserError
     from nsynth_live.sampling import Decoding
 

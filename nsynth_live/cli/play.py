@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _play(args: argparse.Namespace) -> int:
-    from host.play import play
+    from nsynth_live.host.play import play
 
     return play(args)
 
@@ -40,7 +40,7 @@ def _play(args: argparse.Namespace) -> int:
 def _devices(args: argparse.Namespace) -> int:  # noqa: ARG001 - argparse API
     import sounddevice as sd
 
-    from host.midi_in import list_ports
+    from nsynth_live.host.midi_in import list_ports
 
     print("audio outputs:")
     try:

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from host.bank import load_bank
+    from nsynth_live.host.bank import load_bank
 
     bank = load_bank(args.bank)
     print(f"bank {bank.name!r}: {len(bank.presets)} presets, {bank.frames} frames x {bank.bottleneck} "
@@ -37,7 +37,7 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from host.bank import load_bank
+    from nsynth_live.host.bank import load_bank
 
     bank = load_bank(args.bank)
     p = bank.get(int(args.preset) if args.preset.lstrip("-").isdigit() else args.preset)

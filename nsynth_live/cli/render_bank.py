@@ -57,11 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _render_bank(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from host import render_bank as rb
-    from host.bank import load_bank
-    from host.defaults import bank_or_default, model_or_default
-    from host.engine import open_engine
-    from host.model_files import load_export
+    from nsynth_live.host import render_bank as rb
+    from nsynth_live.host.bank import load_bank
+    from nsynth_live.host.defaults import bank_or_default, model_or_default
+    from nsynth_live.host.engine import open_engine
+    from nsynth_live.host.model_files import load_export
     from nsynth_live.errors import UserError
 
     # Every check that can fail runs before anything is written.
@@ -106,7 +106,7 @@ def _render_bank(args: argparse.Namespace) -> int:
 def _merge(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from host.render_output import merge
+    from nsynth_live.host.render_output import merge
 
     report = merge(Path(args.dir))
     print(f"{report.manifest}: {len(report.shards)} shard manifests, {report.files} files, "
