@@ -66,7 +66,9 @@ class WaveNetAutoencoder(nn.Module):
         pitch: torch.Tensor | None = None,
         input_noise: torch.Tensor | None = None,
         excitation: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        phase: torch.Tensor | None = None,
+        return_excitation: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """Reconstruction logits: encode the audio, then decode it teacher-forced.
 
         Args:
@@ -77,13 +79,21 @@ class WaveNetAutoencoder(nn.Module):
                 ``TrainSettings.input_noise``).
             excitation: optional [B, 2H, T] replacing the free-running excitation (configs with
                 ``excitation_harmonics``; see ``TrainSettings.excitation_lock``).
+            phase: optional [B, T] fundamental phase of the learned source (configs with
+                ``source_harmonics``; the locked phase in training), instead of the free-running one.
+            return_excitation: also return the excitation the decoder saw ([B, E, T] float32, or
+                None for configs without one): the learned source's spectral loss needs it.
 
         Returns:
-            logits [B, 256, T].
+            logits [B, 256, T] (and the excitation, with ``return_excitation``).
         """
         x = self._network_input(audio)[1]
         past = x if input_noise is None else x + input_noise.to(x.dtype)
-        return self.decoder(past, self.encoder(x), pitch, exc=excitation)
+        embedding = self.encoder(x)
+        if self.decoder.source_net is not None and excitation is None:
+            excitation = self.decoder.source(embedding, pitch, audio.shape[-1], 0, phase)
+        logits = self.decoder(past, embedding, pitch, exc=excitation)
+        return (logits, excitation) if return_excitation else logits
 
     def loss(self, audio: torch.Tensor, pitch: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean softmax cross-entropy of the reconstruction.

@@ -46,6 +46,14 @@ class ModelConfig:
         excitation_harmonics: H > 0 also conditions every layer, per sample, on the sine and
             cosine of the pitch's first H harmonics (:mod:`nsynth_live.excitation`); 0 in the
             paper. Needs pitch conditioning (the f0 comes from the pitch).
+        source_harmonics: K > 0 replaces that fixed sine with a learned harmonic source: a small
+            frame-rate network (:class:`nsynth_live.decoder.SourceNet`) turns the embedding and
+            pitch into the amplitudes of harmonics 1..K (DDSP's harmonic synthesiser, trained with
+            a multi-resolution spectral loss), and every layer is conditioned, per sample, on the
+            sum of those harmonics and its quadrature (2 channels). The timbre then lives in the
+            source the decoder shapes, and a gain on it ("pitch lock") no longer flattens every
+            preset into the same sine. Needs pitch conditioning; excludes excitation_harmonics.
+        source_hidden: width of the source network's two hidden layers.
     """
 
     name: str
@@ -61,6 +69,8 @@ class ModelConfig:
     pitch_conditioning: bool
     dilation_cycle: int = 10
     excitation_harmonics: int = 0
+    source_harmonics: int = 0
+    source_hidden: int = 128
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -69,9 +79,9 @@ class ModelConfig:
             value = getattr(self, f.name)
             if f.name == "name":
                 continue
-            if f.name == "excitation_harmonics":
+            if f.name in ("excitation_harmonics", "source_harmonics"):
                 if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                    raise ValueError(f"config {self.name!r}: excitation_harmonics must be an integer >= 0, got {value!r}")
+                    raise ValueError(f"config {self.name!r}: {f.name} must be an integer >= 0, got {value!r}")
                 continue
             if f.name == "pitch_conditioning":
                 if not isinstance(value, bool):
@@ -79,8 +89,10 @@ class ModelConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"config {self.name!r}: {f.name} must be a positive integer, got {value!r}")
-        if self.excitation_harmonics and not self.pitch_conditioning:
+        if (self.excitation_harmonics or self.source_harmonics) and not self.pitch_conditioning:
             raise ValueError(f"config {self.name!r}: an excitation needs pitch conditioning (its f0 is the pitch)")
+        if self.excitation_harmonics and self.source_harmonics:
+            raise ValueError(f"config {self.name!r}: excitation_harmonics and source_harmonics exclude each other")
         if self.decoder_kernel < 2:
             # A causal filter of length 1 would see no past sample: no taps, no receptive field.
             raise ValueError(f"config {self.name!r}: decoder_kernel must be at least 2, got {self.decoder_kernel}")
@@ -100,8 +112,14 @@ class ModelConfig:
 
     @property
     def excitation_channels(self) -> int:
-        """Per-sample excitation channels: sine and cosine of each harmonic (0 without)."""
-        return 2 * self.excitation_harmonics
+        """Per-sample excitation channels: sine and cosine of each harmonic, or the learned
+        source and its quadrature (2), or 0 without."""
+        return 2 if self.source_harmonics else 2 * self.excitation_harmonics
+
+    @property
+    def source_outputs(self) -> int:
+        """Outputs of the source network per frame: an overall level, then K harmonic weights."""
+        return 1 + self.source_harmonics if self.source_harmonics else 0
 
     @property
     def cond_width(self) -> int:
@@ -140,9 +158,20 @@ _CONFIGS: dict[str, dict[str, Any]] = {
         decoder_layers=20, residual=32, skip=64, decoder_kernel=2, pitch_conditioning=True,
         excitation_harmonics=4,
     ),
+    # `live` with a learned harmonic source in place of the fixed sine (issue 14's candidate).
+    "live-hn": dict(
+        encoder_layers=10, encoder_width=32, encoder_kernel=3, bottleneck=16, hop=512,
+        decoder_layers=20, residual=32, skip=64, decoder_kernel=2, pitch_conditioning=True,
+        source_harmonics=48,
+    ),
     "tiny": dict(
         encoder_layers=2, encoder_width=8, encoder_kernel=3, bottleneck=16, hop=512,
         decoder_layers=4, residual=8, skip=8, decoder_kernel=2, pitch_conditioning=True,
+    ),
+    "tiny-hn": dict(
+        encoder_layers=2, encoder_width=8, encoder_kernel=3, bottleneck=16, hop=512,
+        decoder_layers=4, residual=8, skip=8, decoder_kernel=2, pitch_conditioning=True,
+        source_harmonics=8, source_hidden=16,
     ),
 }
 
@@ -150,7 +179,7 @@ CONFIG_NAMES: tuple[str, ...] = tuple(_CONFIGS)
 
 
 def get_config(name: str) -> ModelConfig:
-    """The named config (``paper``, ``live`` or ``tiny``)."""
+    """The named config (``paper``, ``live``, ``live-sine``, ``live-hn``, ``tiny`` or ``tiny-hn``)."""
     if name not in _CONFIGS:
         raise ValueError(f"unknown model config {name!r}; expected one of {', '.join(CONFIG_NAMES)}")
     return ModelConfig(name=name, **_CONFIGS[name])
@@ -190,7 +219,15 @@ def decoder_param_count(cfg: ModelConfig) -> int:
     unused_residual = r * r + r  # the last layer has no 1x1 residual (its output feeds nothing)
     out = (s * s + s) + (c * s + s) + (s * N_CLASSES + N_CLASSES)  # out1, its conditioning, logits
     excitation = cfg.excitation_channels * cfg.cond_width  # one bias-free projection
-    return start + skip_start + cfg.decoder_layers * layer - unused_residual + out + excitation
+    return start + skip_start + cfg.decoder_layers * layer - unused_residual + out + excitation + source_param_count(cfg)
+
+
+def source_param_count(cfg: ModelConfig) -> int:
+    """Parameters of the frame-rate source network (0 without a learned source)."""
+    if not cfg.source_harmonics:
+        return 0
+    h = cfg.source_hidden
+    return (cfg.cond_channels * h + h) + (h * h + h) + (h * cfg.source_outputs + cfg.source_outputs)
 
 
 def param_count(cfg: ModelConfig) -> int:

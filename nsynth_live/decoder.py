@@ -24,6 +24,7 @@ and h_i the input of layer i (the residual stream; h_0 is the start conv's outpu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 import torch
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nsynth_live.configs import N_CLASSES, N_PITCHES, ModelConfig
-from nsynth_live.excitation import excitation
+from nsynth_live.excitation import excitation, free_phase, harmonic_source, midi_to_hz, upsample_frames
 
 
 def check_pitch(pitch: torch.Tensor | None, batch: int, pitch_conditioning: bool) -> None:
@@ -261,6 +262,40 @@ def condition(w: CondWeights, embedding: torch.Tensor, pitch: torch.Tensor | Non
     return out
 
 
+class SourceNet(nn.Module):
+    """The learned harmonic source's controls: per frame, the amplitude of harmonics 1..K.
+
+    A frame-rate MLP (three 1x1 convs) over the conditioning input (embedding + one-hot pitch),
+    with DDSP's parametrisation: an overall amplitude through a scaled sigmoid, times a softmax
+    distribution over the harmonics below Nyquist (those at or above get exactly 0).
+
+    Args:
+        cfg: a config with ``source_harmonics`` K > 0.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        h = cfg.source_hidden
+        self.net = nn.Sequential(
+            nn.Conv1d(cfg.cond_channels, h, 1), nn.ReLU(), nn.Conv1d(h, h, 1), nn.ReLU(),
+            nn.Conv1d(h, cfg.source_outputs, 1),
+        )
+
+    def forward(self, c: torch.Tensor, pitch: torch.Tensor, sample_rate: int = 16000) -> torch.Tensor:
+        """[B, cond_channels, F] conditioning input, [B] pitch -> amplitudes [B, K, F] (float32, or
+        float64 for float64 weights)."""
+        out = self.net(c.to(self.net[0].weight.dtype))
+        out = out.to(torch.promote_types(out.dtype, torch.float32))  # bf16 autocast: level and softmax in fp32
+        # DDSP's exp_sigmoid: 2 * sigmoid(x) ** ln(10) + 1e-7, a level from ~0 to 2 with a
+        # gradient that does not vanish at either end as quickly as a plain sigmoid's.
+        level = 2.0 * torch.sigmoid(out[:, :1]) ** math.log(10.0) + 1e-7
+        k = torch.arange(1, self.cfg.source_harmonics + 1, device=c.device, dtype=torch.float64)
+        audible = (midi_to_hz(pitch).to(c.device)[:, None] * k[None, :] < sample_rate / 2)[:, :, None]
+        logits = out[:, 1:].masked_fill(~audible, float("-inf"))
+        return level * torch.softmax(logits, 1)
+
+
 class Decoder(nn.Module):
     """Causal WaveNet conditioned on embedding frames (+ pitch), 256-way output per sample.
 
@@ -285,6 +320,28 @@ class Decoder(nn.Module):
         # and out1's S, stacked like the conditioning rows.
         e = cfg.excitation_channels
         self.excitation = nn.Conv1d(e, cfg.cond_width, 1, bias=False) if e else None
+        # Configs with a learned source: its frame-rate controls (the excitation is then their
+        # harmonic synthesis, :meth:`source`).
+        self.source_net = SourceNet(cfg) if cfg.source_harmonics else None
+
+    def source(self, embedding: torch.Tensor, pitch: torch.Tensor, n: int, offset: int = 0,
+               phase: torch.Tensor | None = None) -> torch.Tensor:
+        """The learned harmonic source of configs with ``source_harmonics`` (the excitation).
+
+        Args:
+            embedding: [B, bottleneck, F]; pitch: [B] MIDI notes.
+            n: samples, from sample ``offset`` of the note.
+            phase: [B, n] fundamental phase (training: :func:`~nsynth_live.excitation.locked_phase`);
+                None: the free-running ``2 pi f0 t`` from the note's start.
+
+        Returns:
+            [B, 2, n] (float32, float64 for float64 weights): the harmonic sum and its quadrature.
+        """
+        c = conditioning_input(embedding, pitch, True)
+        amps = upsample_frames(self.source_net(c, pitch), n, self.cfg.hop, offset)  # [B, K, n]
+        if phase is None:
+            phase = free_phase(pitch, n, offset)
+        return harmonic_source(amps, phase)
 
     def forward(
         self,
@@ -303,8 +360,9 @@ class Decoder(nn.Module):
             pitch: [B] MIDI notes, or None for a model without pitch conditioning.
             offset: absolute position of ``x[:, 0]`` (for windows cut from a longer sequence;
                 the causal padding still starts at ``x[:, 0]``).
-            exc: optional [B, 2H, T] excitation replacing the free-running one computed from
-                ``pitch`` (training with :func:`nsynth_live.excitation.locked_excitation`).
+            exc: optional [B, E, T] excitation replacing the free-running one computed from
+                ``pitch`` (training with :func:`nsynth_live.excitation.locked_excitation`, or a
+                learned source from :meth:`source` with a locked phase).
 
         Returns:
             logits [B, 256, T].
@@ -331,6 +389,8 @@ class Decoder(nn.Module):
         skip = self.skip_start(h)
         if self.excitation is None:
             exc = None
+        elif exc is None and self.source_net is not None:
+            exc = self.source(embedding, pitch, n, offset).to(h.dtype)
         elif exc is None:
             exc = excitation(pitch, n, self.cfg.excitation_harmonics, start=offset).to(h.dtype)
         else:

@@ -91,6 +91,36 @@ def locked_excitation(
     """
     import torch
 
+    phase = locked_phase(audio, pitch, sample_rate, periods, floor)  # [B, T]
+    f0 = midi_to_hz(pitch).to(audio.device)
+    h = torch_arange(harmonics, audio.device)
+    hp = h[None, :, None] * phase[:, None, :]  # [B, H, T]
+    live = ((f0[:, None] * h[None, :]) < sample_rate / 2).to(hp.dtype)[:, :, None]
+    return torch.cat([torch.sin(hp) * live, torch.cos(hp) * live], 1).to(torch.float32)
+
+
+def torch_arange(harmonics: int, device: Any) -> Any:
+    """float64 [1 .. harmonics] on ``device`` (torch)."""
+    import torch
+
+    return torch.arange(1, harmonics + 1, dtype=torch.float64, device=device)
+
+
+def locked_phase(
+    audio: Any, pitch: Any, sample_rate: int = 16000, periods: float = 4.0, floor: float = 1e-3
+) -> Any:
+    """The phase of :func:`locked_excitation`'s fundamental (torch only).
+
+    Args:
+        audio: [B, T] waveform; pitch: [B] MIDI notes (torch).
+        sample_rate, periods, floor: as :func:`locked_excitation`.
+
+    Returns:
+        float64 [B, T]: the nominal ``2 pi f0 t`` plus the angle of the past ``periods`` periods'
+        baseband at f0 (samples before t only).
+    """
+    import torch
+
     b, n = audio.shape
     f0 = midi_to_hz(pitch).to(audio.device)  # [B] float64
     t = torch.arange(n, dtype=torch.float64, device=audio.device)
@@ -102,8 +132,79 @@ def locked_excitation(
     ti = torch.arange(n, device=audio.device)
     lo = torch.clamp(ti[None, :] - width[:, None], min=0)  # [B, T]
     c = (csum[:, :n] - torch.gather(csum, 1, lo)) / width[:, None].to(torch.float64) + floor
-    phase = nominal + torch.angle(c)  # [B, T]
-    h = torch.arange(1, harmonics + 1, dtype=torch.float64, device=audio.device)
-    hp = h[None, :, None] * phase[:, None, :]  # [B, H, T]
-    live = ((f0[:, None] * h[None, :]) < sample_rate / 2).to(torch.float64)[:, :, None]
-    return torch.cat([torch.sin(hp) * live, torch.cos(hp) * live], 1).to(torch.float32)
+    return nominal + torch.angle(c)
+
+
+def free_phase(pitch: Any, n: int, start: Any = 0, sample_rate: int = 16000) -> Any:
+    """The free-running phase ``2 pi f0 t / sr`` of samples ``start .. start + n - 1`` since
+    note-on, wrapped to [0, 2 pi) in float64 (numpy or torch, as ``pitch``).
+
+    Args:
+        pitch: [B] MIDI notes; n: samples; start: int or [B] first sample index.
+
+    Returns:
+        float64 [B, n].
+    """
+    f0 = midi_to_hz(pitch)
+    if type(pitch).__module__.startswith("torch"):
+        import torch
+
+        st = torch.as_tensor(start, dtype=torch.float64, device=f0.device).reshape(-1, 1)
+        t = st + torch.arange(n, dtype=torch.float64, device=f0.device)
+        return torch.remainder(f0[:, None] * t / sample_rate, 1.0) * (2 * math.pi)
+    t = np.asarray(start, dtype=np.float64).reshape(-1, 1) + np.arange(n, dtype=np.float64)
+    return np.remainder(f0[:, None] * t / sample_rate, 1.0) * (2 * math.pi)
+
+
+def upsample_frames(frames: Any, n: int, hop: int, start: Any = 0) -> Any:
+    """Frame-rate controls to sample rate by linear interpolation between frame starts.
+
+    Sample ``t`` (since note-on) lies between frame ``f = t // hop`` and ``f + 1``:
+    ``(1 - w) * frames[f] + w * frames[f + 1]`` with ``w = (t % hop) / hop``; past the last frame
+    the last one holds. Smooth where a held (nearest) control would step every hop.
+
+    Args:
+        frames: [B, K, F] controls (numpy or torch).
+        n: samples; hop: samples per frame.
+        start: first sample index (an int, the same for every voice).
+
+    Returns:
+        [B, K, n] in ``frames``' dtype.
+    """
+    nf = frames.shape[-1]
+    t = np.arange(start, start + n)
+    f = np.minimum(t // hop, nf - 1)
+    g = np.minimum(f + 1, nf - 1)
+    w = ((t % hop) / hop).astype(np.float32)
+    w[t // hop >= nf - 1] = 0.0
+    if type(frames).__module__.startswith("torch"):
+        import torch
+
+        fi, gi = torch.from_numpy(f).to(frames.device), torch.from_numpy(g).to(frames.device)
+        wt = torch.from_numpy(w).to(device=frames.device, dtype=frames.dtype)
+        return frames[..., fi] * (1 - wt) + frames[..., gi] * wt
+    return (frames[..., f] * (1 - w) + frames[..., g] * w).astype(frames.dtype)
+
+
+def harmonic_source(amplitudes: Any, phase: Any) -> Any:
+    """A learned harmonic source: the sum of each harmonic at its own amplitude, and its
+    quadrature, the excitation of configs with ``source_harmonics``.
+
+    Args:
+        amplitudes: [B, K, n] per-sample amplitude of harmonics 1..K (already zero at and above
+            Nyquist; numpy or torch).
+        phase: [B, n] float64 fundamental phase (:func:`free_phase` or :func:`locked_phase`).
+
+    Returns:
+        [B, 2, n] in ``amplitudes``' dtype: ``sum_k a_k sin(k phase)``, ``sum_k a_k cos(k phase)``.
+    """
+    k = amplitudes.shape[1]
+    if type(amplitudes).__module__.startswith("torch"):
+        import torch
+
+        hp = torch_arange(k, phase.device)[None, :, None] * phase[:, None, :]  # [B, K, n] float64
+        hp = torch.remainder(hp, 2 * math.pi).to(amplitudes.dtype)
+        return torch.stack([(amplitudes * torch.sin(hp)).sum(1), (amplitudes * torch.cos(hp)).sum(1)], 1)
+    hp = np.remainder(np.arange(1, k + 1, dtype=np.float64)[None, :, None] * phase[:, None, :], 2 * math.pi)
+    hp = hp.astype(amplitudes.dtype)
+    return np.stack([(amplitudes * np.sin(hp)).sum(1), (amplitudes * np.cos(hp)).sum(1)], 1)

@@ -100,12 +100,17 @@ def _check_length(cfg: ModelConfig, embedding: torch.Tensor, n_samples: int) -> 
         )
 
 
-def _excitation(cfg: ModelConfig, pitch: torch.Tensor | None, n: int, dtype: torch.dtype,
-                gain: float = 1.0) -> torch.Tensor | None:
-    """[B, 2H, n] excitation from the note's start, times ``gain``, or None for configs without one."""
-    if not cfg.excitation_harmonics:
+def _excitation(decoder: Decoder, embedding: torch.Tensor, pitch: torch.Tensor | None, n: int,
+                dtype: torch.dtype, gain: float = 1.0) -> torch.Tensor | None:
+    """[B, E, n] excitation from the note's start (the sine harmonics, or the learned source of
+    the embedding), times ``gain``, or None for configs without one."""
+    cfg = decoder.cfg
+    if cfg.source_harmonics:
+        e = decoder.source(embedding, pitch, n)
+    elif not cfg.excitation_harmonics:
         return None
-    e = excitation(pitch, n, cfg.excitation_harmonics)
+    else:
+        e = excitation(pitch, n, cfg.excitation_harmonics)
     # float32 x float32(gain), as the host computes it: the same excitation bit for bit.
     return (e if gain == 1.0 else e * float(gain)).to(dtype)
 
@@ -140,7 +145,7 @@ def step_logits(
     _check_length(cfg, embedding, x.shape[-1])
     cond = decoder.condition(embedding, pitch)
     w = decoder.step_weights()
-    exc = _excitation(cfg, pitch, x.shape[-1], x.dtype)
+    exc = _excitation(decoder, embedding, pitch, x.shape[-1], x.dtype)
     cache = RingCache(cfg, x.shape[0], x.dtype, x.device)
     out = []
     for t in range(x.shape[-1]):
@@ -191,7 +196,7 @@ def generate_classes(
     noise = _noise(seed, voices, batch, n_samples, weight.device)
     cache = RingCache(cfg, batch, weight.dtype, weight.device)
     out = torch.empty(batch, n_samples, dtype=torch.int64, device=weight.device)
-    exc = _excitation(cfg, pitch, n_samples, weight.dtype, excitation_gain)
+    exc = _excitation(decoder, embedding, pitch, n_samples, weight.dtype, excitation_gain)
     for t in range(n_samples):
         e = None if exc is None else exc[:, :, t]
         logits, columns = decoder_step(w, cache.x_hist, cache.taps(), cond[:, t // cfg.hop], e)

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -71,6 +72,13 @@ class TrainSettings:
     # fundamental, from past samples only) instead of the free-running sine, which has no fixed
     # phase relation to the waveform and was learnt to be ignored. Generation is unchanged.
     excitation_lock: bool = False
+    # Configs with a learned source (``source_harmonics``): weight of its multi-resolution
+    # spectral loss (nsynth_live.losses) beside the decoder's cross-entropy in nats.
+    source_weight: float = 1.0
+    # A new run may start from another run's weights (its EMA): every parameter of the same name
+    # and shape is copied; an excitation projection from 2H sine/cosine channels to the learned
+    # source's 2 takes the fundamental's sine and cosine columns. Nothing else carries over.
+    init_from: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -181,7 +189,7 @@ RESUME_OVERRIDABLE = frozenset({
 # Settings a resumed run may retune part-way although they change its math (a long run switching
 # a regulariser on, or annealing its learning rate sooner once the validation NLL plateaus); every
 # change is recorded in metrics.jsonl at the step it took effect.
-RESUME_TUNABLE = frozenset({"input_noise", "excitation_lock", "schedule_steps"})
+RESUME_TUNABLE = frozenset({"input_noise", "excitation_lock", "schedule_steps", "source_weight"})
 
 
 def _get(settings: TrainSettings | Mapping[str, Any], key: str, default: Any) -> Any:
@@ -263,8 +271,11 @@ class Trainer:
             len(self.train_set), settings.batch_size, settings.seed, self.dist.rank, self.dist.world
         )
         self.valid_set = self._open_valid()
+        self.source_loss_sum = 0.0  # spectral loss of the learned source since the last record
         if ckpt is not None:
             self._restore(ckpt)
+        elif settings.init_from:
+            self._init_from(settings.init_from)
 
         net: torch.nn.Module = self.model
         if self.dist.enabled:
@@ -295,6 +306,28 @@ class Trainer:
         except UserError:
             return None
         return ds if len(ds) else None
+
+    def _init_from(self, path: str) -> None:
+        """Start a new run from another run's EMA weights (see ``TrainSettings.init_from``)."""
+        try:
+            other = ckpt_io.load_checkpoint(Path(path))
+        except (UserError, OSError, ValueError, KeyError) as err:
+            raise UserError(f"--init-from {path}: {err}") from None
+        shadow = other["ema"]["shadow"]
+        own = self.model.state_dict()
+        copied = 0
+        for name, value in shadow.items():
+            if name in own and own[name].shape == value.shape:
+                own[name] = value.clone()
+                copied += 1
+        key = "decoder.excitation.weight"
+        h = other["config"].get("excitation_harmonics", 0)
+        if key in own and key in shadow and h and own[key].shape[1] == 2 and shadow[key].shape[1] == 2 * h:
+            own[key] = shadow[key][:, [0, h]].clone()  # the fundamental's sine and cosine
+            copied += 1
+        self.model.load_state_dict(own)
+        self.ema = EMA(self.model, self.s.ema_decay)
+        print(f"initialised {copied} of {len(own)} tensors from {path}", file=sys.stderr)
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
         self.model.load_state_dict(ckpt["model"])
@@ -376,11 +409,17 @@ class Trainer:
             g["lr"] = lr_at(self.schedule, self.step)
         self.opt.zero_grad(set_to_none=True)
         noise = self._input_noise(audio.shape)
-        exc = self._excitation(audio, pitch)
         with self._autocast():
-            logits = self.net(audio, pitch, noise, exc)
+            logits, source = self._forward(self.net, audio, pitch, noise)
         loss = nll_bits(logits, audio)
-        self.scaler.scale(loss * LN2).backward()  # optimise nats, as the reference does
+        objective = loss * LN2  # optimise nats, as the reference does
+        if self.cfg.source_harmonics:
+            from nsynth_live.losses import multires_stft_loss
+
+            spectral = multires_stft_loss(source[:, 0].float(), audio.float())
+            self.source_loss_sum += float(spectral.detach())
+            objective = objective + self.s.source_weight * spectral
+        self.scaler.scale(objective).backward()
         self.scaler.unscale_(self.opt)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.clip)
         self.scaler.step(self.opt)
@@ -388,6 +427,15 @@ class Trainer:
         self.ema.update(self.model)
         self.step += 1
         return float(loss.detach())
+
+    def _forward(self, net: torch.nn.Module, audio: torch.Tensor, pitch: torch.Tensor | None,
+                 noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits [B, 256, T] of the training objective, and the learned source [B, 2, T] (None
+        for configs without one), with this run's excitation (locked or free-running)."""
+        exc = self._excitation(audio, pitch)
+        if self.cfg.source_harmonics:  # exc is the source's locked phase (or None: free-running)
+            return net(audio, pitch, noise, None, exc, True)
+        return net(audio, pitch, noise, exc), None
 
     def _input_noise(self, shape: torch.Size) -> torch.Tensor | None:
         """This step's decoder-input noise [B, T] (None when off): a pure function of (seed,
@@ -401,11 +449,16 @@ class Trainer:
 
     @torch.no_grad()
     def _excitation(self, audio: torch.Tensor, pitch: torch.Tensor | None) -> torch.Tensor | None:
-        """The locked excitation [B, 2H, T] of these crops, or None (free-running, or no excitation)."""
-        if not (self.s.excitation_lock and self.cfg.excitation_harmonics):
+        """The locked excitation [B, 2H, T] of these crops (for a learned source: its locked
+        phase [B, T]), or None (free-running, or no excitation)."""
+        if not self.s.excitation_lock:
             return None
-        from nsynth_live.excitation import locked_excitation
+        from nsynth_live.excitation import locked_excitation, locked_phase
 
+        if self.cfg.source_harmonics:
+            return locked_phase(audio, pitch)
+        if not self.cfg.excitation_harmonics:
+            return None
         return locked_excitation(audio, pitch, self.cfg.excitation_harmonics)
 
     @torch.no_grad()
@@ -427,7 +480,7 @@ class Trainer:
                 pitch = torch.stack([it["pitch"] for it in items]).to(self.dist.device)
                 pitch = pitch if self.cfg.pitch_conditioning else None
                 with self._autocast():  # the training objective's excitation, without input noise
-                    logits = self.model(audio, pitch, None, self._excitation(audio, pitch))
+                    logits = self._forward(self.model, audio, pitch, None)[0]
                 total += float(nll_bits(logits, audio)) * len(items)
                 count += len(items)
         finally:
@@ -484,6 +537,9 @@ class Trainer:
                         "samples_per_s": sps * s.batch_size * s.crop * self.dist.world,
                         "time": time.time(),
                     }
+                    if self.cfg.source_harmonics:
+                        last["source_loss"] = self.source_loss_sum / window_steps
+                        self.source_loss_sum = 0.0
                     self._log(last)
                     if bar is not None:
                         bar.set_postfix(loss=f"{last['loss_bits']:.3f}b", sps=f"{sps:.2f}")
@@ -556,8 +612,10 @@ def _check_settings(s: TrainSettings, cfg: ModelConfig) -> None:
         raise UserError(f"--clip {s.clip}: must be positive")
     if not (0.0 <= s.input_noise <= 1.0):
         raise UserError(f"--input-noise {s.input_noise}: must be within 0..1")
-    if s.excitation_lock and not cfg.excitation_harmonics:
-        raise UserError(f"--excitation-lock: config {cfg.name!r} has no excitation (try live-sine)")
+    if s.excitation_lock and not (cfg.excitation_harmonics or cfg.source_harmonics):
+        raise UserError(f"--excitation-lock: config {cfg.name!r} has no excitation (try live-sine or live-hn)")
+    if not (s.source_weight >= 0 and math.isfinite(s.source_weight)):
+        raise UserError(f"--source-weight {s.source_weight}: must be a number >= 0")
 
 
 def _advance(state: dict[str, int], sampler: ResumableSampler) -> dict[str, int]:

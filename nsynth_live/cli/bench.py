@@ -411,7 +411,13 @@ def run_engines(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- the group
 
-BENCHMARKS: list[Callable[[argparse._SubParsersAction], None]] = [add_generation, add_training, add_engines]
+def add_timbre(group: argparse._SubParsersAction) -> None:
+    from nsynth_live.cli.timbre import add_timbre as add
+
+    add(group)
+
+
+BENCHMARKS: list[Callable[[argparse._SubParsersAction], None]] = [add_generation, add_training, add_engines, add_timbre]
 """Each adds one ``bench`` sub-subcommand (a parser whose ``func`` runs it)."""
 
 

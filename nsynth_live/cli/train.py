@@ -36,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="configs with an excitation: train on one whose phase follows the crop's own "
                    "fundamental (past samples only), so the decoder learns to follow it; generation "
                    "keeps the free-running sine (default off; may change on --resume)")
+    p.add_argument("--source-weight", type=float,
+                   help="configs with a learned source (live-hn): weight of its multi-resolution spectral "
+                   "loss beside the cross-entropy (default 1; may change on --resume)")
+    p.add_argument("--init-from", metavar="RUN",
+                   help="a new run starts from this run's EMA weights (same-named, same-shaped tensors; "
+                   "a sine excitation's fundamental seeds a learned source's projection)")
     p.add_argument("--ema-decay", type=float, help="weight-averaging decay used for export (default 0.9999)")
     p.add_argument("--seed", type=int, help="seed of data order, crops and init (default 0)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],

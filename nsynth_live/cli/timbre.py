@@ -1,0 +1,97 @@
+"""``nsynth-live bench timbre``: the timbre evaluation (:mod:`nsynth_live.timbre`) as a command.
+
+It judges an export (through a host engine) or a training run (its EMA weights in PyTorch, for
+candidates not exported yet) on a bank whose presets name their source notes in ``--data``.
+Prints a table, writes JSON and a confusion-matrix PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from nsynth_live.cli.common import add_decoding_args, check_decoding, parse_range
+from nsynth_live.errors import UserError
+
+
+def add_timbre(group: argparse._SubParsersAction) -> None:
+    p = group.add_parser(
+        "timbre", help="timbre identity and blends of a model's presets, judged by a classifier",
+        description="Train an instrument-identity classifier on the source notes of a bank's presets, "
+        "then judge the notes the model renders from the bank (identity for training and held-out "
+        "instruments, blends between preset pairs, in-tune share).")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", metavar="EXPORT", help="export directory (default: the shipped default)")
+    src.add_argument("--run", metavar="RUN", help="a training run (or checkpoint file): its EMA weights in PyTorch")
+    p.add_argument("--bank", metavar="DIR", help="preset bank (default: the shipped default)")
+    p.add_argument("--data", required=True, metavar="DATASET",
+                   help="NSynth-layout dataset holding the presets' source notes (the one the bank was encoded from)")
+    p.add_argument("--pitches", type=parse_range, default=(36, 84), help="MIDI range judged (default 36-84)")
+    p.add_argument("--step", type=int, default=1, help="every STEP-th pitch of the range (default 1)")
+    p.add_argument("--presets", default=None, help="comma-separated preset names (default: all)")
+    p.add_argument("--seconds", type=float, default=2.0, help="rendered note length (default 2)")
+    p.add_argument("--pairs", type=int, default=10, help="blend pairs (0: no blend test; default 10)")
+    p.add_argument("--engine", default="auto", choices=["auto", "ort", "fused"])
+    p.add_argument("--batch", type=int, default=16, help="notes rendered at once (default 16)")
+    p.add_argument("--seed", type=int, default=0)
+    add_decoding_args(p)
+    p.add_argument("--json", default="timbre.json", help="result file (default timbre.json)")
+    p.add_argument("--png", default=None, help="confusion matrix PNG (default: beside --json)")
+    p.set_defaults(func=run_timbre)
+
+
+def run_timbre(args: argparse.Namespace) -> int:
+    from nsynth_live import timbre
+    from nsynth_live.host.bank import load_bank
+    from nsynth_live.host.defaults import bank_or_default, model_or_default
+    from nsynth_live.nsynth import atomic_write_bytes
+
+    check_decoding(args)
+    if args.step < 1 or args.batch < 1 or args.pairs < 0 or not args.seconds >= 1.0:
+        raise UserError("--step and --batch must be >= 1, --pairs >= 0 and --seconds >= 1")
+    data = Path(args.data)
+    if not data.is_dir():
+        raise UserError(f"--data {data}: no such dataset folder")
+    bank = load_bank(bank_or_default(args.bank))
+    presets = None if args.presets is None else [x for x in args.presets.split(",") if x]
+    if presets is not None:
+        unknown = [n for n in presets if n not in bank.names()]
+        if unknown:
+            raise UserError(f"--presets: the bank has no preset {', '.join(unknown)}")
+    if args.run:
+        from nsynth_live.evaluate import TorchBackend, load_model
+
+        backend = TorchBackend(load_model(args.run))
+        what = f"run {args.run}"
+    else:
+        from nsynth_live.evaluate import EngineBackend
+
+        model = model_or_default(args.model)
+        backend = EngineBackend(model, args.engine, max_voices=args.batch)
+        what = f"export {model}"
+    decoding = backend.decoding.override(args.temperature, args.excitation_gain)
+
+    def render(emb, pitch, n, voices):
+        return backend.generate(emb, pitch, n, args.seed, decoding, voices)
+
+    lo, hi = args.pitches
+    t0 = time.perf_counter()
+    result = timbre.evaluate_timbre(render, backend.cfg.hop, bank, data, list(range(lo, hi + 1, args.step)),
+                                    args.seconds, presets, args.pairs, batch=args.batch, seed=args.seed,
+                                    log=lambda s: print(f"  {s}", file=sys.stderr))
+    result.update(model=what, bank=str(bank.path), data=str(data),
+                  decoding=decoding.to_dict(), seconds_taken=time.perf_counter() - t0)
+    from nsynth_live.cli.bench import machine_info
+
+    result["machine"] = machine_info()
+    print(f"timbre of {what} (temperature {decoding.temperature:g}, excitation gain {decoding.excitation_gain:g})")
+    print(timbre.format_table(result))
+    out = Path(args.json)
+    png = Path(args.png) if args.png else out.with_suffix(".png")
+    atomic_write_bytes(out, (json.dumps(result, indent=1) + "\n").encode())
+    atomic_write_bytes(png, timbre.plot_confusion(result))
+    print(f"wrote {out} and {png}")
+    return 0

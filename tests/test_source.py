@@ -1,0 +1,168 @@
+"""The learned harmonic source (configs with ``source_harmonics``): its controls, its signal,
+streamed == teacher-forced with it, its spectral loss, and training with it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nsynth_live import checkpoint as ckpt_io
+from nsynth_live.autoencoder import WaveNetAutoencoder
+from nsynth_live.configs import ModelConfig, get_config, param_count
+from nsynth_live.decoder import SourceNet, conditioning_input
+from nsynth_live.excitation import free_phase, harmonic_source, midi_to_hz, upsample_frames
+from nsynth_live.generate import generate_classes, step_logits
+from nsynth_live.losses import multires_stft_loss
+from nsynth_live.train import train
+
+
+def test_source_controls_are_a_level_spread_over_the_harmonics_below_nyquist():
+    cfg = get_config("live-hn")
+    net = SourceNet(cfg)
+    pitch = torch.tensor([36, 84, 100])
+    c = conditioning_input(torch.randn(3, 16, 5), pitch, True)
+    amps = net(c, pitch)
+    assert amps.shape == (3, cfg.source_harmonics, 5) and amps.dtype == torch.float32
+    assert (amps >= 0).all()
+    level = 2.0 * torch.sigmoid(net.net(c)[:, :1]) ** np.log(10.0) + 1e-7
+    torch.testing.assert_close(amps.sum(1, keepdim=True), level, rtol=1e-5, atol=1e-6)
+    k = torch.arange(1, cfg.source_harmonics + 1)
+    for b, q in enumerate(pitch):
+        above = k * midi_to_hz(q) >= 8000
+        assert above.any() == (q > 50)
+        assert (amps[b, above] == 0).all() and (amps[b, ~above] > 0).all()
+
+
+def test_harmonic_source_is_the_sum_of_its_harmonics_in_numpy_and_torch():
+    pitch = np.array([57, 69])
+    phase = free_phase(pitch, 800, start=np.array([0, 400]))
+    amps = np.random.default_rng(0).random((2, 3, 800)).astype(np.float32)
+    got = harmonic_source(amps, phase)
+    ref = np.stack([sum(amps[:, k] * f((k + 1) * phase) for k in range(3)) for f in (np.sin, np.cos)], 1)
+    np.testing.assert_allclose(got, ref, atol=2e-5)
+    t = harmonic_source(torch.from_numpy(amps), free_phase(torch.from_numpy(pitch), 800, torch.tensor([0, 400])))
+    np.testing.assert_allclose(t.numpy(), got, atol=2e-5)
+    # 440 Hz: sample 400 is 11 whole periods from the note start, so the phase is back at 0.
+    np.testing.assert_allclose(phase[1, :5], free_phase(pitch[1:], 5)[0], atol=1e-9)
+
+
+def test_upsampling_is_linear_between_frame_starts_and_blocks_continue_it():
+    frames = np.array([[[0.0, 1.0, 3.0]]], np.float32)  # [1, 1, 3]
+    whole = upsample_frames(frames, 12, hop=4)
+    np.testing.assert_allclose(whole[0, 0], [0, .25, .5, .75, 1, 1.5, 2, 2.5, 3, 3, 3, 3])
+    np.testing.assert_allclose(upsample_frames(frames, 5, hop=4, start=3), whole[..., 3:8])
+    t = upsample_frames(torch.from_numpy(frames), 12, hop=4)
+    np.testing.assert_allclose(t.numpy(), whole)
+
+
+def test_streamed_steps_equal_teacher_forced_with_the_learned_source():
+    torch.manual_seed(2)
+    m = WaveNetAutoencoder(get_config("tiny-hn")).double().eval()
+    x = ((torch.randint(0, 256, (2, 1300)) - 128) / 128).double()
+    emb = torch.randn(2, 16, 3, dtype=torch.float64)
+    pitch = torch.tensor([40, 76])
+    with torch.no_grad():
+        ref = m.decoder(x, emb, pitch)
+        got = step_logits(m, x, emb, pitch)
+    torch.testing.assert_close(got, ref, rtol=1e-9, atol=1e-9)
+
+
+def test_the_embedding_reaches_the_logits_through_the_source():
+    torch.manual_seed(3)
+    m = WaveNetAutoencoder(get_config("tiny-hn")).eval()
+    with torch.no_grad():  # make the source the decoder's only way to hear the embedding
+        for layer in m.decoder.layers:
+            layer.cond.weight.zero_()
+        m.decoder.cond_out1.weight.zero_()
+        m.decoder.excitation.weight.mul_(50)
+    emb = torch.randn(1, 16, 2)
+    pitch = torch.tensor([60])
+    a = generate_classes(m, emb, pitch, 600, seed=0)
+    b = generate_classes(m, -emb, pitch, 600, seed=0)
+    assert (a != b).any()
+    assert param_count(m.cfg) == sum(p.numel() for p in m.parameters())
+
+
+def _stft_ref(x: np.ndarray, n: int) -> np.ndarray:
+    hop = n // 4
+    frames = 1 + (x.shape[-1] - n) // hop
+    idx = np.arange(n)[None, :] + hop * np.arange(frames)[:, None]
+    return np.abs(np.fft.rfft(x[..., idx] * np.hanning(n + 1)[:-1], axis=-1))
+
+
+def test_spectral_loss_matches_a_numpy_reference_and_trains_a_level():
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((2, 2, 4096)) * 0.1
+    ref = sum(np.mean(np.abs(_stft_ref(a, n) - _stft_ref(b, n)))
+              + np.mean(np.abs(np.log(_stft_ref(a, n) + 1e-5) - np.log(_stft_ref(b, n) + 1e-5)))
+              for n in (2048, 1024, 512, 256, 128))
+    got = multires_stft_loss(torch.from_numpy(a).float(), torch.from_numpy(b).float())
+    assert abs(float(got) - ref) < 1e-3 * ref
+    assert float(multires_stft_loss(torch.from_numpy(a).float(), torch.from_numpy(a).float())) == 0.0
+    gain = torch.tensor(0.2, requires_grad=True)  # the loss pulls a wrong level towards the target's
+    target = torch.from_numpy(a).float()
+    opt = torch.optim.Adam([gain], lr=0.05)
+    for _ in range(60):
+        opt.zero_grad()
+        multires_stft_loss(gain * target, target).backward()
+        opt.step()
+    assert abs(float(gain.detach()) - 1.0) < 0.1
+    with pytest.raises(ValueError, match="two \\[B, T\\] tensors"):
+        multires_stft_loss(torch.zeros(2, 10), torch.zeros(2, 11))
+
+
+def test_configs_reject_a_source_without_pitch_or_beside_the_sine():
+    base = get_config("tiny-hn").to_dict()
+    with pytest.raises(ValueError, match="needs pitch conditioning"):
+        ModelConfig.from_dict({**base, "pitch_conditioning": False})
+    with pytest.raises(ValueError, match="exclude each other"):
+        ModelConfig.from_dict({**base, "excitation_harmonics": 2})
+    old = {k: v for k, v in get_config("live-sine").to_dict().items() if not k.startswith("source_")}
+    assert ModelConfig.from_dict(old) == get_config("live-sine")  # configs saved before the source load
+
+
+def _settings(data, out, **kw):
+    s = dict(config="tiny-hn", data=str(data), out=str(out), steps=4, batch_size=2, crop=1024, lr=1e-3,
+             checkpoint_every=100, valid_every=100, valid_notes=2, log_every=1, threads=1, progress=False,
+             excitation_lock=True)
+    s.update(kw)
+    return s
+
+
+def test_training_logs_the_source_loss_and_resumes_exactly(nsynth_tiny, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(_settings(nsynth_tiny, straight, steps=6, schedule_steps=6))
+    train(_settings(nsynth_tiny, split, steps=3, schedule_steps=6))
+    train(_settings(nsynth_tiny, split, steps=6), resume=True)
+    a, b = ckpt_io.load_checkpoint(straight), ckpt_io.load_checkpoint(split)
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-6, atol=1e-7)
+    recs = [json.loads(x) for x in (straight / "metrics.jsonl").read_text().splitlines()]
+    spectral = [r["source_loss"] for r in recs if "source_loss" in r]
+    assert len(spectral) == 6 and all(np.isfinite(spectral)) and min(spectral) > 0
+
+
+def test_the_spectral_loss_is_what_teaches_the_source(nsynth_tiny, tmp_path):
+    on, off = tmp_path / "on", tmp_path / "off"
+    train(_settings(nsynth_tiny, on, steps=2))
+    train(_settings(nsynth_tiny, off, steps=2, source_weight=0.0))
+    a, b = ckpt_io.load_checkpoint(on)["model"], ckpt_io.load_checkpoint(off)["model"]
+    key = "decoder.source_net.net.4.weight"
+    assert not torch.equal(a[key], b[key])
+
+
+def test_a_run_may_start_from_a_sine_runs_weights(nsynth_tiny, tmp_path):
+    sine = tmp_path / "sine"
+    train(dict(_settings(nsynth_tiny, sine, steps=1), config="tiny", excitation_lock=False))
+    hn = tmp_path / "hn"
+    train(_settings(nsynth_tiny, hn, steps=1, lr=1e-12, init_from=str(sine)))
+    a, b = ckpt_io.load_checkpoint(sine)["ema"]["shadow"], ckpt_io.load_checkpoint(hn)["model"]
+    shared = [k for k in a if k in b and a[k].shape == b[k].shape]
+    assert len(shared) == len(a)  # tiny and tiny-hn differ by the source only
+    for k in shared:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-6)
+    res = pytest.raises(Exception, train, _settings(nsynth_tiny, tmp_path / "bad", init_from=str(tmp_path / "none")))
+    assert "--init-from" in str(res.value)
