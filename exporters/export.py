@@ -146,6 +146,12 @@ def export_model(
         the export directory.
     """
     out = Path(out_dir)
+    if model.cfg.source_harmonics:
+        # The host computes every excitation itself (engine.voice_excitation); a learned source
+        # needs its per-frame amplitudes from the conditioner graph, which the ONNX contract does
+        # not carry yet. Refuse rather than write an export every engine would play wrongly.
+        raise UserError(f"config {model.cfg.name!r}: models with a learned source (source_harmonics) do not export "
+                        "yet; evaluate them from their run (bench timbre --run RUN, evaluate --model RUN)")
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise UserError(f"--opset {opset}: must be {MIN_OPSET} (the graphs' oldest) to {newest} (this onnx's newest)")

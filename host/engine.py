@@ -396,6 +396,7 @@ def render_frames(
     logits_out: np.ndarray | None = None,
     pitch: Sequence[int] | np.ndarray | None = None,
     excitation_gain: float | None = None,
+    excitation: np.ndarray | None = None,
 ) -> np.ndarray:
     """Render ``n_samples`` per voice from per-frame conditioning, in blocks (offline use).
 
@@ -414,6 +415,8 @@ def render_frames(
         logits_out: optional float32 [V, n_samples, 256].
         pitch: [V] MIDI notes, for models with an excitation (its f0).
         excitation_gain: >= 0; None: the export's recommended one.
+        excitation: optional float32 [V, n_samples, E], the whole excitation precomputed (gain
+            included), in place of the one derived from ``pitch`` (a learned source).
 
     Returns:
         int64 [V, n_samples].
@@ -434,7 +437,9 @@ def render_frames(
         switch = np.full(len(slots), hop - t0 % hop, np.int64)
         lo = None if logits_out is None else np.empty((len(slots), n, N_CLASSES), np.float32)
         exc = None
-        if pitch is not None and engine.cfg.excitation_harmonics:
+        if excitation is not None:
+            exc = np.ascontiguousarray(excitation[:, t0 : t0 + n])
+        elif pitch is not None and engine.cfg.excitation_harmonics:
             exc = voice_excitation(engine.cfg, pitch, t0, n, decoding.excitation_gain)
         out[:, t0 : t0 + n] = engine.render(slots, padded[:, frame : frame + 2], switch, u, decoding.temperature,
                                             logits_out=lo, exc=exc)

@@ -204,6 +204,32 @@ def load_source_notes(data: Path, presets: Sequence[Any], pitches: Sequence[int]
     return out
 
 
+def reencode(bank: Any, data: Path, encode: Callable[[np.ndarray], np.ndarray]) -> Any:
+    """A copy of ``bank`` whose presets are encoded anew from their source notes in ``data``.
+
+    A training run's encoder moves as it trains, so a candidate is judged on embeddings of its
+    own, not on those another model wrote into the bank. Names, tags, regions and provenance stay.
+
+    Args:
+        bank: the bank; data: the dataset holding each preset's source note.
+        encode: audio [1, T] float32 -> embedding [1, C, F].
+    """
+    import dataclasses
+
+    import soundfile as sf
+
+    index = {wav.name: wav for wav in Path(data).glob("nsynth-*/audio/*.wav")}
+    presets = []
+    for p in bank.presets:
+        name = Path(str(p.provenance.get("source", ""))).name
+        if name not in index:
+            raise UserError(f"preset {p.name!r}: its source note {name!r} is not in {data}")
+        audio = sf.read(index[name], dtype="float32")[0][None]
+        emb = np.asarray(encode(audio))[0].T.astype(np.float32)  # [F, C]
+        presets.append(dataclasses.replace(p, embedding=emb[: p.embedding.shape[0]]))
+    return dataclasses.replace(bank, presets=presets)
+
+
 def blend_pairs(presets: Sequence[Any], count: int = 10, seed: int = 0) -> list[tuple[str, str]]:
     """``count`` preset pairs for the blend test, each of two different families where possible.
 

@@ -139,3 +139,19 @@ def test_blends_that_travel_pass_and_blends_that_stay_put_do_not(bank_and_data):
 
     flat = timbre.blend_curves(stuck, 512, bank, clf, pairs, pitches, 2.0, 16, 0)
     assert not any(b["monotonic"] for b in flat), flat
+
+
+def test_reencoding_gives_each_preset_its_source_notes_embedding(bank_and_data):
+    bank, data = bank_and_data
+    seen = []
+
+    def encode(audio):
+        seen.append(audio.shape)
+        return np.full((1, 16, 125), float(audio[0].std()), np.float32)
+
+    again = timbre.reencode(bank, data, encode)
+    assert [p.name for p in again.presets] == [p.name for p in bank.presets] and seen == [(1, 64000)] * len(bank.presets)
+    src = timbre.load_source_notes(data, bank.presets, [60])
+    for p in again.presets:
+        assert p.embedding.shape == (125, 16) and np.allclose(p.embedding, src[(p.name, 60)].std())
+    assert bank.presets[0].embedding[0, 0] == 0  # the original is untouched

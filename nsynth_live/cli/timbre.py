@@ -25,7 +25,8 @@ def add_timbre(group: argparse._SubParsersAction) -> None:
         "instruments, blends between preset pairs, in-tune share).")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", metavar="EXPORT", help="export directory (default: the shipped default)")
-    src.add_argument("--run", metavar="RUN", help="a training run (or checkpoint file): its EMA weights in PyTorch")
+    src.add_argument("--run", metavar="RUN", help="a training run (or checkpoint file): its EMA weights in PyTorch; "
+                     "the presets are encoded anew from their source notes with the run's encoder")
     p.add_argument("--bank", metavar="DIR", help="preset bank (default: the shipped default)")
     p.add_argument("--data", required=True, metavar="DATASET",
                    help="NSynth-layout dataset holding the presets' source notes (the one the bank was encoded from)")
@@ -62,10 +63,19 @@ def run_timbre(args: argparse.Namespace) -> int:
         if unknown:
             raise UserError(f"--presets: the bank has no preset {', '.join(unknown)}")
     if args.run:
-        from nsynth_live.evaluate import TorchBackend, load_model
+        import torch
 
-        backend = TorchBackend(load_model(args.run))
+        from nsynth_live.evaluate import RunFusedBackend, load_model
+
+        backend = RunFusedBackend(load_model(args.run), max_voices=args.batch)
         what = f"run {args.run}"
+
+        def encode(audio):
+            with torch.no_grad():
+                return backend.model.encode(torch.from_numpy(audio)).numpy()
+
+        # The run's own embeddings of the presets' source notes, not another model's.
+        bank = timbre.reencode(bank, data, encode)
     else:
         from nsynth_live.evaluate import EngineBackend
 
