@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from nsynth_live.cli.common import add_player_args, check_decoding
-
-KILL_AFTER_CHUNKS = "NSYNTH_RENDER_BANK_KILL_AFTER_CHUNKS"
-"""Test hook: SIGKILL this process after that many chunks' files are written (a crash at a known
-point, for the resume tests)."""
-
 
 DEFAULT_PITCHES = "21-108"  # NSynth's range and velocities
 DEFAULT_VELOCITIES = "25,50,75,100,127"
@@ -82,15 +76,8 @@ def _render_bank(args: argparse.Namespace) -> int:
                  bank_name=bank.name, bank_path=str(Path(bank.path).resolve()))
     todo = len(rb.items_of(sounds, pitches, shard))
     engine = open_engine(info, args.engine, max_voices=max(1, min(args.batch, todo)), threads=args.threads)
-    after = None
-    if os.environ.get(KILL_AFTER_CHUNKS):
-        import signal
-
-        limit = int(os.environ[KILL_AFTER_CHUNKS])
-        after = lambda k: os.kill(os.getpid(), signal.SIGKILL) if k >= limit else None  # noqa: E731
     try:
-        report = rb.render_bank(job, engine, info, progress=not args.no_progress and sys.stderr.isatty(),
-                                after_chunk=after)
+        report = rb.render_bank(job, engine, info, progress=not args.no_progress and sys.stderr.isatty())
     finally:
         engine.close()
     rate = report.rendered / report.seconds if report.seconds > 0 else 0.0
