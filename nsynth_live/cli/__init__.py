@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         code = args.func(args)
     except BadValue as err:
         flag = flag_for(_subcommand(parser, args.command), err.name)
-        where = f"{flag} {err.value}" if flag else f"{err.name} {err.value!r}"
+        shown = repr(err.value) if isinstance(err.value, str) else str(err.value)
+        where = f"{flag} {shown}" if flag else f"{err.name} {err.value!r}"
         print(f"nsynth-live {args.command}: error: {where}: {err.reason}", file=sys.stderr)
         return 2
     except UserError as err:

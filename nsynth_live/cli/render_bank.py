@@ -57,11 +57,12 @@ def _render_bank(args: argparse.Namespace) -> int:
     from nsynth_live.host.engines import open_engine
     from nsynth_live.host.model_files import load_export
     from nsynth_live.errors import UserError
+    from nsynth_live.int_list import parse_int_list
 
     # Every check that can fail runs before anything is written.
     check_decoding(args)
-    pitches = rb.parse_pitches(args.pitches)
-    velocities = rb.parse_velocities(args.velocities)
+    pitches = parse_int_list(args.pitches, "--pitches", 0, 127)
+    velocities = parse_int_list(args.velocities, "--velocities", 1, 127)
     shard = rb.parse_shard(args.shard) if args.shard is not None else None
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads {args.threads}: must be at least 1")
