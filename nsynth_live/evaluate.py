@@ -75,7 +75,7 @@ class RunFusedBackend(TorchBackend):
     """
 
     def __init__(self, model: torch.nn.Module, max_voices: int = 16, threads: int = 2):
-        from nsynth_live.host.engine_fused import FusedEngine
+        from nsynth_live.host.engines.fused_engine import FusedEngine
 
         super().__init__(model)
         sw = model.decoder.step_weights()
@@ -89,7 +89,7 @@ class RunFusedBackend(TorchBackend):
         self.fused = FusedEngine(self.cfg, weights, max_voices=max_voices, threads=threads)
 
     def render(self, slots, cond, switch, noise, temperature=1.0, logits_out=None, exc=None):
-        """The engine interface :func:`~nsynth_live.host.engine.render_frames` drives."""
+        """The engine interface :func:`~nsynth_live.host.engines.render_frames` drives."""
         temp = np.full(len(slots), float(temperature))
         return self.fused.generate(np.asarray(slots), cond, switch, noise, temp, logits_out=logits_out, exc=exc)
 
@@ -97,7 +97,7 @@ class RunFusedBackend(TorchBackend):
     def generate(self, emb: np.ndarray, pitch: np.ndarray | None, n: int, seed: int, decoding: Decoding,
                  voices: list[int]) -> np.ndarray:
         from nsynth_live import sampling
-        from nsynth_live.host.engine import render_frames
+        from nsynth_live.host.engines import render_frames
 
         decoder = self.model.decoder
         e = torch.from_numpy(emb)
@@ -119,7 +119,7 @@ class EngineBackend:
     teacher-forced logits, the reconstruction its generation with the same noise rule."""
 
     def __init__(self, export: Path, kind: str = "auto", max_voices: int = 8):
-        from nsynth_live.host.engine import open_engine
+        from nsynth_live.host.engines import open_engine
 
         self.engine = open_engine(export, kind, max_voices=max_voices)
         self.cfg = self.engine.cfg
@@ -128,7 +128,7 @@ class EngineBackend:
     def nll_and_embedding(self, audio: np.ndarray, pitch: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Teacher-forced NLL [B] (bits/sample) of ``audio`` [B, T] and its embedding, block by
         block: each block's logits are reduced at once, never kept for the whole note."""
-        from nsynth_live.host.engine import voice_excitation
+        from nsynth_live.host.engines import voice_excitation
 
         eng, hop = self.engine, self.cfg.hop
         emb = eng.encode(audio)
@@ -157,7 +157,7 @@ class EngineBackend:
         return nats / n / LN2, emb
 
     def generate(self, emb, pitch, n, seed, decoding, voices):
-        from nsynth_live.host.engine import render_frames
+        from nsynth_live.host.engines import render_frames
         from nsynth_live import sampling
 
         eng = self.engine

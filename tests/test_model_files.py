@@ -14,7 +14,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from nsynth_live.exporters.export import export_random
-from nsynth_live.exporters.metadata import EXPORTER_VERSION, MODEL_JSON, PROP_PREFIX
+from nsynth_live.model_format import EXPORTER_VERSION, MODEL_JSON, PROP_PREFIX
 from nsynth_live.host.model_files import load_export
 from nsynth_live.errors import UserError
 
@@ -140,10 +140,10 @@ def test_host_never_imports_torch(good):
         import sys
         sys.modules["torch"] = None  # any `import torch` now raises ImportError
         import numpy as np
-        import nsynth_live.host.model_files, nsynth_live.host.engine, nsynth_live.host.engine_ort, nsynth_live.exporters.metadata
-        from nsynth_live.host.engine import open_engine
+        import nsynth_live.host.model_files, nsynth_live.host.engines, nsynth_live.host.engines.ort_engine, nsynth_live.model_format
+        from nsynth_live.host.engines import open_engine
         try:
-            import nsynth_live.host.engine_fused
+            import nsynth_live.host.engines.fused_engine
         except ImportError as err:
             assert "torch" not in str(err), err
         engine = open_engine({str(good)!r}, "ort", max_voices=2, threads=1)
@@ -185,7 +185,7 @@ def test_decoding_settings_are_read_and_checked(broken):
 
 
 def test_an_export_without_decoding_settings_decodes_with_the_neutral_ones(broken):
-    from nsynth_live.exporters.metadata import FILES
+    from nsynth_live.model_format import FILES
     from nsynth_live.sampling import Decoding
 
     meta = json.loads((broken / MODEL_JSON).read_text())

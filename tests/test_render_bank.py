@@ -18,7 +18,7 @@ import soundfile as sf
 
 from nsynth_live.host import render_bank as rb
 from nsynth_live.host.bank import Bank, Preset, load_bank, save_bank
-from nsynth_live.host.engine import open_engine, render_frames
+from nsynth_live.host.engines import open_engine, render_frames
 from nsynth_live.host.model_files import load_export
 from nsynth_live.host.render_output import note_file
 from nsynth_live.host.trajectory import bilinear, default_regions
@@ -91,7 +91,7 @@ def test_a_batch_renders_the_same_files_as_one_note_at_a_time(setup, tmp_path, e
 
 
 def test_windowed_conditioning_equals_render_frames(setup):
-    """stream_classes (conditioning a window of frames at a time) == host.engine.render_frames."""
+    """stream_classes (conditioning a window of frames at a time) == nsynth_live.host.engines.render_frames."""
     export, _, _ = setup
     rng = np.random.default_rng(1)
     emb = rng.standard_normal((3, 16, 20)).astype(np.float32)  # more frames than one window
@@ -207,9 +207,30 @@ def check_resumed(setup, out: Path, uninterrupted: Path) -> None:
     assert json.loads((uninterrupted / "manifest.json").read_text())["files"] == manifest["files"]
 
 
+KILLED_AFTER_TWO_CHUNKS = """
+import os, signal, sys
+from nsynth_live.host import render_bank as rb
+from nsynth_live.cli import main
+
+real = rb.render_bank
+
+
+def render_then_die(*args, **kwargs):
+    # The library's own progress callback: a SIGKILL once two chunks' files are written.
+    kwargs["after_chunk"] = lambda done: os.kill(os.getpid(), signal.SIGKILL) if done >= 2 else None
+    return real(*args, **kwargs)
+
+
+rb.render_bank = render_then_die
+sys.exit(main(["render-bank", *sys.argv[1:]]))
+"""
+
+
 def test_a_run_killed_after_two_chunks_resumes_without_rewriting(setup, tmp_path, uninterrupted):
+    """The CLI killed (SIGKILL, from its own after_chunk callback) right after its second chunk."""
     out = tmp_path / "out"
-    res = cli(*bank_args(setup, out, "--batch", "2"), env={"NSYNTH_RENDER_BANK_KILL_AFTER_CHUNKS": "2"})
+    res = subprocess.run([sys.executable, "-c", KILLED_AFTER_TWO_CHUNKS, *bank_args(setup, out, "--batch", "2")],
+                         capture_output=True, text=True, timeout=600)
     assert res.returncode == -signal.SIGKILL, res.stderr
     assert len(stats(out)) == 8  # two chunks of two notes, two velocities each
     manifest = json.loads((out / "manifest.json").read_text())

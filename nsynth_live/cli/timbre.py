@@ -94,7 +94,7 @@ def run_timbre(args: argparse.Namespace) -> int:
                                     log=lambda s: print(f"  {s}", file=sys.stderr))
     result.update(model=what, bank=str(bank.path), data=str(data),
                   decoding=decoding.to_dict(), seconds_taken=time.perf_counter() - t0)
-    from nsynth_live.cli.bench import machine_info
+    from nsynth_live.benchmarks.machine import machine_info
 
     result["machine"] = machine_info()
     print(f"timbre of {what} (temperature {decoding.temperature:g}, excitation gain {decoding.excitation_gain:g})")
