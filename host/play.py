@@ -30,7 +30,7 @@ def play(args: argparse.Namespace) -> int:
                   excitation_gain=args.excitation_gain)
     player = Player(synth, device=_device(args.device), block=args.block)
 
-    osc = midi = None
+    osc = midi = web = None
     stop = threading.Event()
 
     def on_signal(signum, frame):  # noqa: ARG001 - signal API
@@ -52,19 +52,29 @@ def play(args: argparse.Namespace) -> int:
 
             if args.midi_in or list_ports(args.midi_api)[0]:
                 midi = MidiInput(player.events, port=args.midi_in, api=args.midi_api)
+        if args.web is not None:
+            from nsynth_live.host.web.server import WebServer
+
+            web = WebServer(player, host=args.web_host, port=args.web, inputs=[i for i in (osc, midi) if i]).start()
         player.start()
         where = [f"audio: {player.device_name} @ {player.rate} Hz", f"engine: {engine.name}"]
         if osc:
             where.append(f"OSC: {osc.host}:{osc.port}")
         where.append(f"MIDI: {midi.name}" if midi else "MIDI: none")
+        if web:
+            where.append(f"web: {web.url}")
         print("nsynth-live playing  |  " + "  |  ".join(where), flush=True)
+        if web and web.token and (qr := web.qr()):
+            print(qr, flush=True)
         while not stop.wait(0.25):
             player.check()
             if not args.quiet:
-                _status_line(player, osc, midi)
+                _status_line(player, osc, midi, web)
     finally:
         if not args.quiet:
             sys.stdout.write("\n")
+        if web:
+            web.stop()
         player.stop()
         if osc:
             osc.stop()
@@ -80,9 +90,9 @@ def _device(text: str | None):
     return int(text) if text.isdigit() else text
 
 
-def _status_line(player, osc, midi) -> None:
+def _status_line(player, osc, midi, web=None) -> None:
     st = player.status()
-    rejected = st.rejected + (osc.counters.rejected if osc else 0) + (midi.counters.rejected if midi else 0)
+    rejected = st.rejected + sum(i.counters.rejected for i in (osc, midi, web) if i)
     synth = player.synth
     # The decoding knobs (CC71/CC74, /nsynth/excitation_gain, /nsynth/temperature) show as they move.
     line = (f"\rvoices {st.voices:2d}  xruns {st.xruns:4d}  stolen {st.stolen:3d}  "

@@ -63,6 +63,7 @@ class Host:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         assert "nsynth-live playing" in line, self.proc.stderr.read()
+        self.banner = line  # where the host listens (tests/test_webpad.py reads the web URL)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.settimeout(3)
 
