@@ -189,6 +189,7 @@ function buildKeyboard() {
     const el = document.createElement("div");
     el.className = "key " + (BLACK.has(i % 12) ? "black" : "white");
     el.dataset.pitch = pitch;
+    if (i % 12 === 0) el.textContent = `C${pitch / 12 - 1}`;
     if (BLACK.has(i % 12)) {
       el.style.left = `${white * w - w * 0.32}%`;
       el.style.width = `${w * 0.64}%`;
