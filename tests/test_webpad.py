@@ -54,6 +54,12 @@ def pad_setup(tmp_path_factory):
     return export, root / "bank"
 
 
+def start_host(setup, *extra: str) -> tuple[Host, JackCapture]:
+    """``nsynth-live play`` on the sine model, and a recorder of the output port it opened."""
+    host = Host(*setup, extra=["--no-midi", *extra])
+    return host, JackCapture(host.output)
+
+
 def web_url(host: Host) -> str:
     m = re.search(r"web: (\S+)", host.banner)
     assert m, host.banner
@@ -222,9 +228,8 @@ def test_browser_plays_a_key_and_morphs_with_the_pad(jack_server, pad_setup):
 
     if why := missing():
         pytest.fail(why)
-    host = Host(*pad_setup, extra=["--no-midi", "--web", "0"])
+    host, cap = start_host(pad_setup, "--web", "0")
     url = web_url(host)
-    cap = JackCapture("PortAudio:out_0")
     other = WsPage(url)
     try:
         with headless_chromium(1000, 820) as d:
@@ -300,6 +305,34 @@ def test_browser_plays_a_key_and_morphs_with_the_pad(jack_server, pad_setup):
             puck = d.find_element(By.ID, "puck")
             assert puck.get_attribute("style").replace(" ", "").startswith("left:10%;top:10%")
             WebDriverWait(d, 5).until(lambda d: d.find_element(By.ID, "st-voices").text.isdigit())
+            cap.wait(RELEASE_S + 0.5)
+
+            # A phone's two thumbs (touch events, as a touchscreen sends them): one holds E4 on the
+            # keyboard, the other drags the pad to (0.7, 0.2) meanwhile.
+            d.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
+            kr = d.find_element(By.CSS_SELECTOR, '#keyboard [data-pitch="64"]').rect
+            thumb = {"x": kr["x"] + kr["width"] / 2, "y": kr["y"] + kr["height"] * 0.8, "id": 1}
+
+            def on_pad(fx: float, fy: float) -> dict:
+                return {"x": r["x"] + fx * w, "y": r["y"] + (1 - fy) * h, "id": 2}
+
+            def touch(kind: str, points: list[dict]) -> None:
+                d.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+            a = cap.mark()
+            touch("touchStart", [thumb])
+            time.sleep(0.3)
+            touch("touchStart", [thumb, on_pad(0.2, 0.8)])
+            for f in np.linspace(0.2, 0.7, 6):
+                time.sleep(0.1)
+                touch("touchMove", [thumb, on_pad(f, 1.0 - f)])
+            time.sleep(0.5)
+            b = cap.mark()
+            touch("touchEnd", [])
+            during = cap.since(a)[: b - a]
+            no_gap(during[int(0.3 * cap.rate) :])
+            held_pitch_ok(during[int(0.3 * cap.rate) :], cap.rate, 64)
+            other.wait_for(lambda m: m["type"] == "state" and abs(m["xy"][0] - 0.7) < 0.02 and abs(m["xy"][1] - 0.3) < 0.02)
         assert host.proc.poll() is None
     finally:
         other.close()
@@ -343,8 +376,7 @@ def malformed(n: int) -> list[str | bytes]:
 @pytest.mark.jack
 @pytest.mark.slow
 def test_ten_thousand_malformed_messages_do_not_disturb_a_playing_note(jack_server, pad_setup):
-    host = Host(*pad_setup, extra=["--no-midi", "--web", "0"])
-    cap = JackCapture("PortAudio:out_0")
+    host, cap = start_host(pad_setup, "--web", "0")
     page = WsPage(web_url(host))
     bad = malformed(10_000)
     try:
