@@ -394,6 +394,16 @@ def test_ten_thousand_malformed_messages_do_not_disturb_a_playing_note(jack_serv
         assert st["web_rejected"] == 10_000 and st["rejected"] == 10_000, st
         assert st["web_accepted"] == 2 and st["voices"] == 1, st  # the note and the status request
         assert {"xruns", "rtf", "engine"} <= set(st)
+        # A frame beyond what aiohttp takes (64 KiB) is counted too, and closes only that page.
+        big = WsPage(web_url(host))
+        big.send_raw(["[" + "0," * 50_000 + "0]"])
+        deadline = time.time() + 10
+        while not big.ws.closed and time.time() < deadline:
+            time.sleep(0.05)
+        assert big.ws.closed
+        big.close()
+        st = page.status()
+        assert st["web_rejected"] == 10_001 and st["voices"] == 1, st
         # A page that goes away with a key down releases it.
         page.close()
         page = WsPage(web_url(host))
@@ -453,6 +463,27 @@ def test_lan_bound_page_needs_its_token(jack_server, pad_setup):
             page.close()
     finally:
         assert host.close() == 0
+
+
+@pytest.mark.jack
+def test_a_web_port_in_use_is_one_clear_error(jack_server, pad_setup, tmp_path):
+    import socket
+    import subprocess
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        export, bank = pad_setup
+        run = subprocess.run([str(Path(sys.executable).parent / "nsynth-live"), "play", "--model", str(export),
+                              "--bank", str(bank), "--engine", "fused", "--no-midi", "--osc-port", "0", "--quiet",
+                              "--web", str(port)], capture_output=True, text=True, timeout=120)
+    finally:
+        taken.close()
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().splitlines() == [f"nsynth-live play: error: web: cannot listen on 127.0.0.1:{port} "
+                                               "(Address already in use)"], run.stderr
 
 
 @pytest.mark.jack

@@ -16,6 +16,7 @@ held releases them.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from importlib import resources
 from typing import Any, Protocol, Sequence
@@ -81,7 +82,8 @@ class WebServer:
             asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=15)
         except OSError as err:
             self.stop()
-            raise UserError(f"web: cannot listen on {self.host}:{self.port} ({err.strerror or err})") from None
+            why = os.strerror(err.errno) if err.errno else str(err)  # aiohttp's own text repeats the address
+            raise UserError(f"web: cannot listen on {self.host}:{self.port} ({why})") from None
         return self
 
     def stop(self) -> None:
