@@ -32,6 +32,8 @@ class PlaySettings:
         voices: most notes at once (>= 1).
         block: samples per render block at 16 kHz.
         status_line: redraw a status line on stdout four times a second.
+        web_port: serve the browser XY pad on this port (0: any free one); None: no web pad.
+        web_host: the web pad's listen address (beyond loopback it needs the printed token).
     """
 
     model: str | Path | None = None
@@ -50,6 +52,8 @@ class PlaySettings:
     voices: int = 8
     block: int = 256
     status_line: bool = True
+    web_port: int | None = None
+    web_host: str = "127.0.0.1"
 
 
 def check_settings(s: PlaySettings) -> None:
@@ -100,7 +104,7 @@ def play(s: PlaySettings) -> int:
                   excitation_gain=s.excitation_gain)
     player = Player(synth, device=s.device, block=s.block)
 
-    osc = midi = None
+    osc = midi = web = None
     stop = threading.Event()
 
     def on_signal(signum, frame):  # noqa: ARG001 - signal API
@@ -122,19 +126,29 @@ def play(s: PlaySettings) -> int:
 
             if s.midi_in or list_ports(s.midi_api)[0]:
                 midi = MidiInput(player.events, port=s.midi_in, api=s.midi_api)
+        if s.web_port is not None:
+            from nsynth_live.host.web.server import WebServer
+
+            web = WebServer(player, host=s.web_host, port=s.web_port, inputs=[i for i in (osc, midi) if i]).start()
         player.start()
         where = [f"audio: {player.device_name} @ {player.rate} Hz", f"engine: {engine.name}"]
         if osc:
             where.append(f"OSC: {osc.host}:{osc.port}")
         where.append(f"MIDI: {midi.name}" if midi else "MIDI: none")
+        if web:
+            where.append(f"web: {web.url}")
         print("nsynth-live playing  |  " + "  |  ".join(where), flush=True)
+        if web and web.token and (qr := web.qr()):
+            print(qr, flush=True)
         while not stop.wait(0.25):
             player.check()
             if s.status_line:
-                _status_line(player, osc, midi)
+                _status_line(player, osc, midi, web)
     finally:
         if s.status_line:
             sys.stdout.write("\n")
+        if web:
+            web.stop()
         player.stop()
         if osc:
             osc.stop()
@@ -144,9 +158,9 @@ def play(s: PlaySettings) -> int:
     return 0
 
 
-def _status_line(player, osc, midi) -> None:
+def _status_line(player, osc, midi, web=None) -> None:
     st = player.status()
-    rejected = st.rejected + (osc.counters.rejected if osc else 0) + (midi.counters.rejected if midi else 0)
+    rejected = st.rejected + sum(i.counters.rejected for i in (osc, midi, web) if i)
     synth = player.synth
     # The decoding knobs (CC71/CC74, /nsynth/excitation_gain, /nsynth/temperature) show as they move.
     line = (f"\rvoices {st.voices:2d}  xruns {st.xruns:4d}  stolen {st.stolen:3d}  "

@@ -392,7 +392,8 @@ class Player:
             self.stream.stop()
             self.stream.close()
         finally:
-            self._gen.join(timeout=2)
+            if self._gen.is_alive():  # not started when the host failed before playing (a port in use)
+                self._gen.join(timeout=2)
 
     def check(self) -> None:
         """Re-raise a failure of the generator thread (as one clear line)."""

@@ -178,14 +178,16 @@ class Synth:
         self._noise: dict[int, np.random.Generator] = {}
         # Timbre: a preset trajectory per frame, [frames, bottleneck].
         self._mode = "preset"
-        self._sel: tuple = (0,)
+        self._sel: tuple = (bank.presets[0].name,)
         self._xy = [0.5, 0.5]
         self._cond = CondCache(engine, self.cfg.pitch_conditioning)
         self._set_timbre(bank.presets[0].embedding, bank.presets[0].regions or None)
         if bank.corners:
             self._corners = tuple(bank.get(n).embedding for n in bank.corners)
+            self.corner_names: tuple[str, ...] | None = tuple(bank.corners)
         else:
             self._corners = None
+            self.corner_names = None
         # Per-block buffers, allocated once for every slot (flat, so that the first V rows of
         # any shape are one contiguous array for the engine).
         slots, c = engine.max_voices, self.cfg.cond_width
@@ -237,7 +239,9 @@ class Synth:
             self._mode, self._sel = "mix", (a.name, b.name, e.t)
             self._set_timbre(mix(a.embedding, b.embedding, e.t))
         elif isinstance(e, ev.Corners):
-            self._corners = tuple(self.bank.get(k).embedding for k in e.presets)
+            picked = [self.bank.get(k) for k in e.presets]
+            self._corners = tuple(p.embedding for p in picked)
+            self.corner_names = tuple(p.name for p in picked)
             self._mode = "xy"
             self._set_timbre(bilinear(self._corners, *self._xy))
         elif isinstance(e, ev.XY):
@@ -261,6 +265,20 @@ class Synth:
         elif isinstance(e, ev.AllNotesOff):
             for v in self.voices.values():
                 self._release(v)
+
+    def controls(self) -> dict:
+        """The control state as plain values, for status pages (read from any thread: each value
+        is replaced whole by the generator thread, so a reader sees it before or after a change).
+
+        Returns:
+            mode ("preset", "mix" or "xy"), selection (the preset name; the mix's a, b, t; or
+            empty), xy [x, y], corners (four preset names or None), gain, temperature,
+            excitation_gain.
+        """
+        sel = self._sel if self._mode != "xy" else ()
+        return {"mode": self._mode, "selection": list(sel), "xy": [float(self._xy[0]), float(self._xy[1])],
+                "corners": list(self.corner_names) if self.corner_names else None, "gain": float(self.gain),
+                "temperature": float(self.temperature), "excitation_gain": float(self.excitation_gain)}
 
     def _set_timbre(self, trajectory: np.ndarray, regions: dict[str, int] | None = None) -> None:
         self._timbre = trajectory

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Set up everything nsynth-live needs on a fresh Debian/Ubuntu machine, idempotently:
 # system packages (PortAudio, JACK, FluidSynth, a small GM soundfont, Pure Data for the example
-# patch's tests), a venv in .venv,
+# patch's tests, Chromium for the browser pad's), a venv in .venv,
 # torch pinned to the CPU wheel *before* the project (so pip never pulls a CUDA build),
 # then the project itself with its dev extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libportaudio2 jackd2 libfluidsynth3 libsndfile1 timgm6mb-soundfont puredata-core)
+APT_PACKAGES=(libportaudio2 jackd2 libfluidsynth3 libsndfile1 timgm6mb-soundfont puredata-core
+              chromium chromium-driver)
 TORCH_PIN="${NSYNTH_TORCH_PIN:-torch==2.13.0}"
 
 missing=()

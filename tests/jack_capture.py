@@ -48,3 +48,18 @@ class JackCapture:
     def close(self) -> None:
         self.client.deactivate()
         self.client.close()
+
+
+def audio_outputs() -> set[str]:
+    """Every audio output port on the JACK server now, e.g. {"PortAudio:out_0", ...}.
+
+    Taken before and after starting a host, it tells which ports that host opened, where other
+    PortAudio clients share the server (their names then get suffixes: "PortAudio-01").
+    """
+    import jack
+
+    client = jack.Client("nsynth-test-ports", no_start_server=True)
+    try:
+        return {p.name for p in client.get_ports(is_audio=True, is_output=True)}
+    finally:
+        client.close()

@@ -422,7 +422,7 @@ def test_patch_plays_a_note_on_the_real_host(pd_exe, jack_server, sine_setup, tm
     from nsynth_live.pitch import cents_off, note_f0
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from jack_capture import JackCapture
+    from jack_capture import JackCapture, audio_outputs
 
     export, bank = sine_setup
     port = free_port(socket.SOCK_DGRAM)
@@ -437,6 +437,7 @@ def test_patch_plays_a_note_on_the_real_host(pd_exe, jack_server, sine_setup, tm
     status_bng = [b for i, b in enumerate(patch.boxes) if patch.cls(i) == "bng"
                   and patch.osc_address(next(iter(patch.downstream(i, "oscformat")))) == "/nsynth/status"][0]
 
+    before = audio_outputs()
     host = subprocess.Popen(
         [str(VENV_BIN / "nsynth-live"), "play", "--model", str(export), "--bank", str(bank),
          "--engine", "fused", "--osc-port", str(port), "--block", "128", "--no-midi"],
@@ -447,7 +448,9 @@ def test_patch_plays_a_note_on_the_real_host(pd_exe, jack_server, sine_setup, tm
         line = host.stdout.readline()
         assert "nsynth-live playing" in line, host.stderr.read()
         pd = Pd(pd_exe, patch_file, tmp_path)
-        cap = JackCapture("PortAudio:out_0", name="nsynth-test-pd-capture")
+        # This host's own output port (another PortAudio client on the server would hold "PortAudio").
+        new = sorted(p for p in audio_outputs() - before if p.endswith(":out_0"))
+        cap = JackCapture(new[0] if new else "PortAudio:out_0", name="nsynth-test-pd-capture")
 
         def status() -> list[str]:
             start = len(pd.output())

@@ -24,7 +24,7 @@ from nsynth_live.host.trajectory import default_regions
 from nsynth_live.pitch import cents_off, note_f0
 
 sys.path.insert(0, str(Path(__file__).parent))
-from jack_capture import JackCapture  # noqa: E402
+from jack_capture import JackCapture, audio_outputs  # noqa: E402
 from sine_model import sine_model  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -57,12 +57,18 @@ def free_port() -> int:
 class Host:
     def __init__(self, export, bank, extra=()):
         self.port = free_port()
+        before = audio_outputs()
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "nsynth-live"), "play", "--model", str(export), "--bank", str(bank),
              "--engine", "fused", "--osc-port", str(self.port), "--quiet", "--block", "128", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         assert "nsynth-live playing" in line, self.proc.stderr.read()
+        self.banner = line  # where the host listens (tests/test_webpad.py reads the web URL)
+        # The output port this host opened: other PortAudio clients on the same JACK server (another
+        # host) would make "PortAudio:out_0" someone else's.
+        new = sorted(p for p in audio_outputs() - before if p.endswith(":out_0"))
+        self.output = new[0] if new else "PortAudio:out_0"
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.settimeout(3)
 
@@ -94,7 +100,7 @@ def assert_note_then_release(cap, start_note, note_off):
 @pytest.mark.jack
 def test_osc_note_plays_in_tune_and_releases(jack_server, sine_setup):
     host = Host(*sine_setup, extra=["--no-midi"])
-    cap = JackCapture("PortAudio:out_0")
+    cap = JackCapture(host.output)
     try:
         a = cap.mark()
         host.send("/nsynth/note", 60.0, 100.0)  # Pd-style floats
@@ -116,7 +122,7 @@ def test_midi_note_plays_in_tune_and_releases(jack_server, sine_setup):
 
     out = backend("jack").open_output("nsynth-e2e-keyboard", virtual=True)
     host = Host(*sine_setup, extra=["--midi-api", "jack", "--midi-in", "nsynth-e2e-keyboard"])
-    cap = JackCapture("PortAudio:out_0")
+    cap = JackCapture(host.output)
     try:
         time.sleep(0.3)
         a = cap.mark()
@@ -135,7 +141,7 @@ def test_midi_note_plays_in_tune_and_releases(jack_server, sine_setup):
 @pytest.mark.jack
 def test_ten_thousand_bad_packets_do_not_disturb_a_playing_note(jack_server, sine_setup):
     host = Host(*sine_setup, extra=["--no-midi"])
-    cap = JackCapture("PortAudio:out_0")
+    cap = JackCapture(host.output)
     rng = np.random.default_rng(1)
     bad = []
     for i in range(10_000):

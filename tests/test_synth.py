@@ -14,7 +14,7 @@ from nsynth_live.host import events as ev
 from nsynth_live.host.bank import Bank, Preset
 from nsynth_live.host.engines import open_engine
 from nsynth_live.host.synth import COND_PITCHES, COND_WINDOW, CondCache, Synth
-from nsynth_live.host.trajectory import default_regions
+from nsynth_live.host.trajectory import bilinear, default_regions
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +176,30 @@ def test_a_selected_preset_plays_its_stored_regions(engine):
     assert synth._regions == edited
     synth.apply(ev.Mix(2, 3, 0.5), strict=True)
     assert synth._regions == default_regions(synth.timbre, 512)
+
+
+def test_controls_report_what_the_events_set(engine):
+    """The control state status pages show (``Synth.controls``) follows every kind of control event,
+    corner names included, and a rejected event leaves it as it was."""
+    synth = Synth(engine, bank(), temperature=0.5, excitation_gain=2.0)
+    c = synth.controls()
+    assert c["mode"] == "preset" and c["selection"] == ["p0"] and c["corners"] == ["p0", "p1", "p2", "p3"]
+    assert (c["temperature"], c["excitation_gain"], c["gain"]) == (0.5, 2.0, 1.0)
+    synth.apply(ev.Corners((3, "p2", 1, "p0")))
+    synth.apply(ev.XY(0.25, None))
+    synth.apply(ev.XY(None, 0.75))
+    c = synth.controls()
+    assert c["mode"] == "xy" and c["xy"] == [0.25, 0.75] and c["corners"] == ["p3", "p2", "p1", "p0"]
+    np.testing.assert_array_equal(synth.timbre, bilinear(tuple(synth.bank.get(n).embedding for n in c["corners"]),
+                                                         0.25, 0.75))
+    synth.apply(ev.Corners(("p0", "p1", "p2", "nope")))  # rejected: nothing changes
+    assert synth.controls()["corners"] == ["p3", "p2", "p1", "p0"] and synth.stats.rejected == 1
+    synth.apply(ev.Mix("p1", 2, 0.3))
+    assert synth.controls()["selection"] == ["p1", "p2", 0.3]
+    synth.apply(ev.Gain(1.5))
+    synth.apply(ev.Temperature(0.8))
+    synth.apply(ev.ExcitationGain(4.0))
+    synth.apply(ev.SelectPreset("p3"))
+    c = synth.controls()
+    assert c["mode"] == "preset" and c["selection"] == ["p3"]
+    assert (c["gain"], c["temperature"], c["excitation_gain"]) == (1.5, 0.8, 4.0)

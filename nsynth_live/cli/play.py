@@ -21,6 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--midi-api", default="auto", choices=["auto", "alsa", "jack"], help="rtmidi API (default auto)")
     p.add_argument("--osc-host", default="127.0.0.1", help="OSC listen address (default 127.0.0.1: this machine only)")
     p.add_argument("--osc-port", type=int, default=9000, help="OSC UDP port (default 9000; 0 disables OSC)")
+    p.add_argument("--web", type=int, nargs="?", const=8000, metavar="PORT",
+                   help="serve the browser XY pad on PORT (default 8000 when given without one; 0: any free port)")
+    p.add_argument("--web-host", default="127.0.0.1",
+                   help="web listen address (default 127.0.0.1; any other, e.g. 0.0.0.0 for a phone, needs the printed token)")
     p.add_argument("--voices", type=int, default=8, help="most notes at once (default 8)")
     p.add_argument("--block", type=int, default=256, help="samples per render block at 16 kHz (default 256 = 16 ms)")
     p.add_argument("--quiet", action="store_true", help="no status line")
@@ -39,7 +43,7 @@ def _play(args: argparse.Namespace) -> int:
         model=args.model, bank=args.bank, engine=args.engine, threads=args.threads, seed=args.seed,
         temperature=args.temperature, excitation_gain=args.excitation_gain, device=device,
         midi=not args.no_midi, midi_in=args.midi_in, midi_api=args.midi_api, osc_host=args.osc_host,
-        osc_port=args.osc_port, voices=args.voices, block=args.block, status_line=not args.quiet,
+        osc_port=args.osc_port, voices=args.voices, block=args.block, status_line=not args.quiet, web_port=args.web, web_host=args.web_host,
     ))
 
 
