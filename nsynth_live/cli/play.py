@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--voices", type=int, default=8, help="most notes at once (default 8)")
     p.add_argument("--block", type=int, default=256, help="samples per render block at 16 kHz (default 256 = 16 ms)")
     p.add_argument("--quiet", action="store_true", help="no status line")
+    p.add_argument("--reconnect", action="store_true",
+                   help="when the audio device is lost, wait for it (looking every 0.5 s) and start again "
+                   "once it is back (default: exit with status 3)")
     p.set_defaults(func=_play)
 
     d = sub.add_parser("devices", help="list audio outputs and MIDI inputs",
