@@ -9,7 +9,7 @@ import threading
 import time
 
 from nsynth_live.errors import UserError
-from nsynth_live.host.device_watch import DEVICE_LOST_EXIT, wait_for_device
+from nsynth_live.host.device_watch import DEVICE_LOST_EXIT, call_with_timeout, wait_for_device
 from nsynth_live.host.exit_guard import RESTARTS_ENV, ExitGuard, leave, restart
 
 
@@ -83,8 +83,8 @@ def play(args: argparse.Namespace) -> int:
         closed = player.stop()
         if osc:
             osc.stop()
-        if midi:
-            midi.close()
+        if midi:  # a JACK MIDI port whose server died may block in close: not for long
+            call_with_timeout(midi.close, 0.5)
         engine.close()
     if not closed:  # a lost or hung stream: the interpreter's exit would block on it
         if code == _RESTART:
