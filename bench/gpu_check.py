@@ -69,7 +69,8 @@ QUICK = {"batches": [1, 4], "cpu_batches": [1, 2], "seconds": 0.05, "parity_samp
 
 def gpu_memory_mb() -> float | None:
     """This process's GPU memory per ``nvidia-smi`` (ONNX Runtime's CUDA arena is invisible to
-    torch), or None without nvidia-smi."""
+    torch's allocator), or None without nvidia-smi or where it does not list this process (a
+    container's own pid namespace): see :func:`gpu_device_used_mb` then."""
     if shutil.which("nvidia-smi") is None:
         return None
     try:
@@ -79,7 +80,20 @@ def gpu_memory_mb() -> float | None:
         return None
     used = [float(m) for p, m in (line.split(",") for line in out.strip().splitlines() if "," in line)
             if p.strip() == str(os.getpid())]
-    return sum(used) if used else 0.0
+    return sum(used) if used else None
+
+
+def gpu_device_used_mb() -> float | None:
+    """Memory in use on GPU 0, every process's (``cudaMemGetInfo`` through torch), or None."""
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        free, total = torch.cuda.mem_get_info(0)
+        return (total - free) / 2**20
+    except Exception:  # noqa: BLE001 - a figure beside the others, not worth failing a row
+        return None
 
 
 def host_rss_mb() -> float:
@@ -124,11 +138,12 @@ def engine_rows(name: str, export: Path, device: str, batches: list[int], second
             provider = engine.execution_provider
             rate = stream_rate(engine, batch, seconds)
             memory = gpu_memory_mb() if device == "cuda" else None
+            device_used = gpu_device_used_mb() if device == "cuda" else None
         finally:
             engine.close()
         rows.append({"config": name, "device": device, "provider": provider, "batch": batch, "samples_per_s": rate,
                      "rtf_aggregate": rate / SAMPLE_RATE, "rtf_per_voice": rate / batch / SAMPLE_RATE,
-                     "gpu_memory_mb": memory, "host_peak_rss_mb": host_rss_mb()})
+                     "gpu_memory_mb": memory, "gpu_device_used_mb": device_used, "host_peak_rss_mb": host_rss_mb()})
         print(f"  engines {name} {device} B={batch}: {rate:,.0f} samples/s, {rate / SAMPLE_RATE:,.2f}x real time"
               + (f", GPU {memory:,.0f} MB" if memory is not None else ""), file=sys.stderr, flush=True)
     return rows
@@ -308,9 +323,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"benchmark": "gpu_check", "quick": args.quick, "skipped": [], "errors": []}
+    started = time.perf_counter()
+    report: dict[str, Any] = {"benchmark": "gpu_check", "quick": args.quick, "skipped": [], "errors": [],
+                              "settings": {k: v for k, v in vars(args).items() if k != "out"} | {"out": str(out)}}
+
+    def save() -> None:
+        """The report so far: a run cut short (the GPU lease, a crash) still leaves its figures."""
+        report["wall_s"] = time.perf_counter() - started
+        write_report(out / "gpu_check.json", report)
     rt = runtime_info()
     report["runtime"] = rt
+    report["machine"] = machine_info()
+    save()
     print(f"onnxruntime {rt['onnxruntime']}, providers {', '.join(rt['providers'])}; CUDA: "
           f"{'usable' if rt['cuda_usable'] else 'not usable'} ({rt['cuda_status']}); torch {rt['torch']}, "
           f"torch CUDA {rt['torch_cuda']}" + (f" ({rt['gpu']})" if rt.get("gpu") else ""), flush=True)
@@ -321,7 +345,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  SKIPPED {part}: {why}", file=sys.stderr, flush=True)
 
     def attempt(part: str, fn: Any) -> Any:
-        """Run one measurement; a failure is recorded (and the rest still runs)."""
+        """Run one measurement unless the time budget is spent; a failure is recorded (and the
+        rest still runs); the report is saved after each."""
+        spent = time.perf_counter() - started
+        if spent > args.budget_s:
+            skip(part, f"the time budget (--budget-s {args.budget_s:g}) was spent ({spent:.0f} s)")
+            return None
         try:
             return fn()
         except Exception as err:  # noqa: BLE001 - one broken part must not hide the others' figures
@@ -329,6 +358,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                      "traceback": traceback.format_exc(limit=8)})
             print(f"  FAILED {part}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
             return None
+        finally:
+            save()
 
     no_ort_cuda = f"ONNX Runtime cannot use CUDA here: {rt['cuda_status']}"
     exports = {"paper": export_random(args.paper_config, out / "exports" / "paper", seed=0),
@@ -340,6 +371,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     # (b) engines
     rows: list[dict] = []
+    report["engines"] = rows  # filled in place: each save shows the rows so far
     for name, export in exports.items():
         if ort_cuda:
             rows += attempt(f"engines {name} cuda", lambda: engine_rows(name, export, "cuda", args.batches,
@@ -348,10 +380,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             skip(f"engines {name} cuda", no_ort_cuda)
         rows += attempt(f"engines {name} cpu", lambda: engine_rows(name, export, "cpu", args.cpu_batches,
                                                                     args.seconds, args.threads)) or []
-    report["engines"] = rows
 
     # (c) parity
     parity: list[dict] = []
+    report["parity"] = parity
     for name, export in exports.items():
         if ort_cuda:
             row = attempt(f"parity {name} cuda", lambda: parity_row(
@@ -363,10 +395,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             row = attempt(f"parity {name} fused", lambda: parity_row(
                 name, export, ("ort", "cpu"), ("fused", "cpu"), args.parity_voices, args.parity_samples, args.threads))
             parity += [row] if row else []
-    report["parity"] = parity
 
     # (d) render-bank
     banks: list[dict] = []
+    report["render_bank"] = banks
     if ort_cuda:
         row = attempt("render-bank paper cuda", lambda: render_bank_row(
             "paper", exports["paper"], "cuda", args.bank_notes, args.bank_seconds, out / "render_bank_cuda", args.threads))
@@ -376,12 +408,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     row = attempt("render-bank paper cpu", lambda: render_bank_row(
         "paper", exports["paper"], "cpu", args.cpu_bank_notes, args.cpu_bank_seconds, out / "render_bank_cpu", args.threads))
     banks += [row] if row else []
-    report["render_bank"] = banks
 
     # (e) training
     training: list[dict] = []
+    report["training"] = training
     data = synthetic_dataset(out / "train_data")
-    for config in (report["models"]["shipped"]["config"], args.paper_config):
+    configs = (report["models"]["shipped"]["config"], args.paper_config)
+    for config in configs:  # CUDA first: the figures the GPU time is for
         if torch_cuda:
             row = attempt(f"training {config} cuda", lambda: training_row(
                 config, "cuda", "bf16", args.train_steps, args.train_batch, args.train_crop, data,
@@ -389,23 +422,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             training += [row] if row else []
         else:
             skip(f"training {config} cuda", "torch sees no CUDA device (torch.cuda.is_available() is False)")
+    for config in configs:
         row = attempt(f"training {config} cpu", lambda: training_row(
             config, "cpu", "auto", args.cpu_train_steps, args.train_batch, args.train_crop, data,
             out / "train" / f"{config}-cpu", args.threads))
         training += [row] if row else []
-    report["training"] = training
     shutil.rmtree(out / "train", ignore_errors=True)  # checkpoints: only their speed mattered
-
-    report["settings"] = {k: v for k, v in vars(args).items() if k != "out"} | {"out": str(out)}
-    report["machine"] = machine_info()
+    save()
     return report
 
 
 def print_report(report: dict[str, Any]) -> None:
     print("\nengines (ort, IO binding)")
-    print_table(["config", "device", "batch", "samples/s", "RTF aggregate", "RTF/voice", "GPU MB"],
+    def mb(x: float | None) -> str:
+        return "-" if x is None else f"{x:,.0f}"
+
+    print_table(["config", "device", "batch", "samples/s", "RTF aggregate", "RTF/voice", "GPU MB (process)",
+                 "GPU MB (device)"],
                 [[r["config"], r["device"], r["batch"], f"{r['samples_per_s']:,.0f}", f"{r['rtf_aggregate']:,.2f}x",
-                  f"{r['rtf_per_voice']:.3g}x", "-" if r["gpu_memory_mb"] is None else f"{r['gpu_memory_mb']:,.0f}"]
+                  f"{r['rtf_per_voice']:.3g}x", mb(r["gpu_memory_mb"]), mb(r["gpu_device_used_mb"])]
                  for r in report["engines"]])
     print("\nparity (same seed, first difference per voice)")
     print_table(["config", "other", "vs", "voices x samples", "identical", "near-ties", "real", "equal"],
@@ -441,6 +476,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cpu-train-steps", type=int, help=f"CPU training steps (default {FULL['cpu_train_steps']})")
     p.add_argument("--train-batch", type=int, help=f"default {FULL['train_batch']}")
     p.add_argument("--train-crop", type=int, help=f"default {FULL['train_crop']}")
+    p.add_argument("--budget-s", type=float, default=420.0,
+                   help="start no part after this many seconds (default 420: the run stays under 8 minutes)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the libraries' own choice)")
     p.add_argument("--paper-config", default="paper", help="config of the large model (default paper; tests: tiny)")
     p.add_argument("--shipped", default=None, metavar="EXPORT", help="the trained model (default: the shipped one)")

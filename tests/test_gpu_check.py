@@ -63,7 +63,7 @@ def test_quick_check_runs_on_the_cpu_and_names_every_skipped_cuda_part(tmp_path)
     engines = report["engines"]
     assert {(r["config"], r["batch"]) for r in engines} == {(c, b) for c in ("paper", "shipped") for b in (1, 2)}
     for r in engines:
-        assert r["device"] == "cpu" and r["provider"] == CPU and r["gpu_memory_mb"] is None
+        assert r["device"] == "cpu" and r["provider"] == CPU and r["gpu_memory_mb"] is r["gpu_device_used_mb"] is None
         assert r["samples_per_s"] > 0 and r["rtf_aggregate"] == pytest.approx(r["samples_per_s"] / SAMPLE_RATE)
         assert r["rtf_per_voice"] == pytest.approx(r["rtf_aggregate"] / r["batch"])
     # Both models are small enough for the fused engine: their CPU-vs-CPU parity ran.
@@ -154,3 +154,15 @@ def test_asking_for_cuda_without_it_is_one_clear_error_or_an_explicit_fallback(t
         cond = engine.condition(np.zeros((1, 16, 1), np.float32), [60])  # the front end on the CPU, no second warning
         out = render_frames(engine, [slot], cond, 64, sampling.voice_noise(0, 1, 64))
         assert out.shape == (1, 64)
+
+
+def test_a_spent_time_budget_skips_the_remaining_parts_and_still_writes_the_report(tmp_path):
+    out = tmp_path / "check"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--out", str(out), "--quick",
+                           "--paper-config", "tiny", "--budget-s", "0.001"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "gpu_check.json").read_text())
+    budget = [s for s in report["skipped"] if "time budget (--budget-s 0.001) was spent" in s["why"]]
+    assert {s["part"] for s in budget} >= {"engines paper cpu", "engines shipped cpu", "render-bank paper cpu",
+                                           "training live-sine cpu", "training tiny cpu"}
+    assert report["engines"] == [] and report["training"] == [] and report["runtime"]["onnxruntime"]
