@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import signal
+import os
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from nsynth_live.errors import BadValue
+from nsynth_live.host.device_watch import DEVICE_LOST_EXIT, call_with_timeout, wait_for_device
+from nsynth_live.host.exit_guard import RESTARTS_ENV, ExitGuard, leave, restart
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class PlaySettings:
         status_line: redraw a status line on stdout four times a second.
         web_port: serve the browser XY pad on this port (0: any free one); None: no web pad.
         web_host: the web pad's listen address (beyond loopback it needs the printed token).
+        reconnect: when the audio device is lost, wait for it and start again instead of exiting
+            with ``DEVICE_LOST_EXIT``.
     """
 
     model: str | Path | None = None
@@ -54,6 +59,7 @@ class PlaySettings:
     status_line: bool = True
     web_port: int | None = None
     web_host: str = "127.0.0.1"
+    reconnect: bool = False
 
 
 def check_settings(s: PlaySettings) -> None:
@@ -78,13 +84,14 @@ def check_settings(s: PlaySettings) -> None:
 
 
 def play(s: PlaySettings) -> int:
-    """Run until Ctrl-C or SIGTERM.
+    """Run until Ctrl-C or SIGTERM (exit status 0) or until the audio device is lost (exit status
+    ``DEVICE_LOST_EXIT``; with ``s.reconnect``, a restart once the device is back).
 
     Args:
         s: what to open and listen to.
 
     Returns:
-        the exit status.
+        the exit status (after a loss the process is ended here, see ``exit_guard.leave``).
 
     Raises:
         BadValue: a setting out of range (before anything opens).
@@ -105,13 +112,12 @@ def play(s: PlaySettings) -> int:
     player = Player(synth, device=s.device, block=s.block)
 
     osc = midi = web = None
-    stop = threading.Event()
-
-    def on_signal(signum, frame):  # noqa: ARG001 - signal API
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = threading.Event()  # Ctrl-C or SIGTERM
+    wake = threading.Event()  # ... or the device lost: the main loop looks at once
+    guard = ExitGuard(stop, wake).install()
+    player.on_lost = lambda reason: wake.set()
+    code = 0
+    closed = False
     try:
         if s.osc_port:
             from nsynth_live.host.osc_server import OscServer
@@ -140,21 +146,61 @@ def play(s: PlaySettings) -> int:
         print("nsynth-live playing  |  " + "  |  ".join(where), flush=True)
         if web and web.token and (qr := web.qr()):
             print(qr, flush=True)
-        while not stop.wait(0.25):
+        if os.environ.get(RESTARTS_ENV):
+            print(f"nsynth-live play: audio device {player.device_name!r} reopened "
+                  f"(reconnect {os.environ[RESTARTS_ENV]})", file=sys.stderr, flush=True)
+        while not stop.is_set():
+            wake.wait(0.25)
+            wake.clear()
+            if stop.is_set():
+                break
             player.check()
+            if player.lost is not None:
+                guard.code = 0 if s.reconnect else DEVICE_LOST_EXIT
+                code = _device_lost(player, s.reconnect, not s.status_line, stop)
+                break
             if s.status_line:
                 _status_line(player, osc, midi, web)
     finally:
+        guard.code = max(code, 0)
         if s.status_line:
             sys.stdout.write("\n")
         if web:
             web.stop()
-        player.stop()
+        closed = player.stop()
         if osc:
             osc.stop()
-        if midi:
-            midi.close()
+        if midi:  # a JACK MIDI port whose server died may block in close: not for long
+            call_with_timeout(midi.close, 0.5)
         engine.close()
+    if not closed:  # a lost or hung stream: the interpreter's exit would block on it
+        if code == _RESTART:
+            restart()
+        leave(code)
+    guard.uninstall()
+    return code
+
+
+_RESTART = -1  # internal: the device is back, run again
+
+
+def _device_lost(player, reconnect: bool, quiet: bool, stop: threading.Event) -> int:
+    """Say the device is gone (status line and one stderr line), then wait for it (``reconnect``)
+    or not. Returns ``DEVICE_LOST_EXIT``, ``_RESTART`` (it is back) or 0 (stopped by a signal)."""
+    now = time.time()
+    when = time.strftime("%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d} UTC"
+    then = "waiting for it to return (--reconnect)" if reconnect else f"exiting (status {DEVICE_LOST_EXIT})"
+    if not quiet:
+        sys.stdout.write(f"\rAUDIO LOST: {player.device_name!r}: {player.lost}  " + " " * 40 + "\n")
+        sys.stdout.flush()
+    print(f"nsynth-live play: audio device {player.device_name!r} lost at {when}: {player.lost}; {then}",
+          file=sys.stderr, flush=True)
+    if not reconnect:
+        return DEVICE_LOST_EXIT
+    if wait_for_device(player.device, stop):
+        print(f"nsynth-live play: audio device {player.device_name!r} is back "
+              f"({player.ignored} events ignored meanwhile); restarting", file=sys.stderr, flush=True)
+        return _RESTART
     return 0
 
 

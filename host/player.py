@@ -19,6 +19,11 @@ Threads:
 
 When rendering cannot keep up (the ring runs dry while the generator renders flat out), the
 oldest voice is stolen rather than every voice glitching, and the theft is counted in the status.
+
+A :class:`~nsynth_live.host.device_watch.StreamWatch` notices within a tenth of a second when the
+stream stops (device unplugged, JACK or PipeWire gone): the player then marks itself ``lost``,
+releases every voice, and counts and drops the events that still arrive instead of rendering
+into a ring nobody reads. A lost stream is never touched again (see ``device_watch``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from nsynth_live.host import events as ev
+from nsynth_live.host.device_watch import StreamWatch, call_with_timeout
 from nsynth_live.host.ring import AudioRing
 from nsynth_live.host.synth import Synth
 from nsynth_live import SAMPLE_RATE
@@ -50,6 +56,8 @@ class PlayerStatus:
     stolen: int
     rejected: int
     device_rate: int
+    lost: str | None = None  # why the audio device counts as gone, None while it plays
+    ignored: int = 0  # events dropped because the device was gone
 
 
 class _WakingQueue(queue.Queue):
@@ -242,6 +250,7 @@ class Player:
             info = sd.query_devices(device, "output")
         except (ValueError, sd.PortAudioError) as err:
             raise UserError(f"audio device {device!r}: {err}") from None
+        self.device = device
         self.device_name = info["name"]
         self.rate = int(round(info["default_samplerate"])) if info["default_samplerate"] else SAMPLE_RATE
         self.channels = max(1, min(channels, int(info["max_output_channels"])))
@@ -260,12 +269,19 @@ class Player:
         self._late = 0
         self._pending: list[ev.Event] = []  # taken from the queue, not applied yet (see _apply_events)
         self.first_sound_at: float | None = None  # perf_counter of the first non-zero sample rendered
+        self.lost: str | None = None  # set once by the device watch: why the stream is gone
+        self.ignored = 0  # events dropped while the device was gone
+        self.on_lost: Any = None  # called (from the watch thread) with the reason, once
+        self._callbacks = 0  # the callback's heartbeat, for the device watch
+        self._finished = threading.Event()  # PortAudio's finished callback ran
+        self._watch: StreamWatch | None = None
         try:
             self.stream = sd.OutputStream(
                 # blocksize 0: the host API's own period (JACK's buffer size), so every callback
                 # is one device period and never two back to back.
                 device=device, samplerate=self.rate, blocksize=0, channels=self.channels,
                 dtype="float32", callback=self._callback, latency="low",
+                finished_callback=self._finished.set,
             )
         except sd.PortAudioError as err:
             raise UserError(f"audio device {self.device_name!r}: cannot open an output stream ({err})") from None
@@ -285,9 +301,28 @@ class Player:
         mono = self._mono[:frames] if frames <= self._mono.shape[0] else np.zeros(frames, np.float32)
         self.ring.read_into(mono)
         outdata[:] = mono[:, None]
+        self._callbacks += 1
         self._wake.set()
 
+    # ------------------------------------------------------------------ device watch thread
+
+    def _device_lost(self, reason: str) -> None:
+        self.lost = reason
+        self._wake.set()
+        if self.on_lost is not None:
+            self.on_lost(reason)
+
     # ------------------------------------------------------------------ generator thread
+
+    def _drop_events(self) -> None:
+        """While the device is gone: count and drop what arrives (nothing queues up for later)."""
+        while True:
+            try:
+                self._pending.append(self.events.get_nowait())
+            except queue.Empty:
+                break
+        self.ignored += len(self._pending)
+        self._pending.clear()
 
     def _apply_events(self, now: float) -> None:
         """Apply the queued events, unless they would make the next callback run dry.
@@ -317,6 +352,19 @@ class Player:
         slack = True  # ... and before that render (it was not rendering back to back)
         try:
             while self._running.is_set():
+                if self.lost is not None:
+                    if synth.active:
+                        # The voices end now (a short fade, rendered for nobody), not when the
+                        # device is back.
+                        synth.apply(ev.Panic())
+                        for _ in range(64):
+                            if not synth.active:
+                                break
+                            synth.render(self.block)
+                    self._drop_events()
+                    self._wake.wait(0.05)
+                    self._wake.clear()
+                    continue
                 # Cleared before looking at the clocks, so a callback or an event that comes
                 # while we decide still wakes the wait below.
                 self._wake.clear()
@@ -361,7 +409,7 @@ class Player:
             self._error = err
 
     def _push(self, audio: np.ndarray) -> None:
-        while audio.size and self._running.is_set():
+        while audio.size and self._running.is_set() and self.lost is None:
             n = self.ring.write(audio)
             audio = audio[n:]
             if audio.size:
@@ -383,17 +431,24 @@ class Player:
         while self.ring.fill < self.pacer.need(0) and time.time() < deadline and self._error is None:
             time.sleep(0.001)
         self.stream.start()
+        self._watch = StreamWatch(lambda: self.stream.active, lambda: self._callbacks, self._finished,
+                                  self._device_lost).start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 0.5) -> bool:
+        """Stop rendering and close the stream; whether the stream closed within ``timeout``
+        seconds (False also when the device was lost: its stream is left alone, see
+        ``device_watch``; the process must then exit with ``exit_guard.leave``)."""
+        if self._watch is not None:
+            self._watch.stop()
         self._running.clear()
         self._wake.set()
-        try:
-            self.stream.stop()
-            self.stream.close()
-        finally:
-            if self._gen.is_alive():  # not started when the host failed before playing (a port in use)
-                self._gen.join(timeout=2)
+        closed = False
+        if self.lost is None:
+            closed = call_with_timeout(lambda: (self.stream.stop(), self.stream.close()), timeout)
+        if self._gen.is_alive():  # not started when the host failed before playing (a port in use)
+            self._gen.join(timeout=timeout)
+        return closed
 
     def check(self) -> None:
         """Re-raise a failure of the generator thread (as one clear line)."""
@@ -406,5 +461,5 @@ class Player:
         return PlayerStatus(
             voices=s.active, xruns=self.ring.xruns, engine=s.engine.name,
             realtime_factor=s.stats.realtime_factor, stolen=s.stats.stolen, rejected=s.stats.rejected,
-            device_rate=self.rate,
+            device_rate=self.rate, lost=self.lost, ignored=self.ignored,
         )

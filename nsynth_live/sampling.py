@@ -140,3 +140,61 @@ def sample_classes(logits: np.ndarray, u: np.ndarray, temperature: float = 1.0) 
     cdf = np.cumsum(p, axis=-1, dtype=np.float64).astype(np.float32)
     threshold = u.astype(np.float32) * cdf[:, -1]
     return (cdf < threshold[:, None]).sum(axis=-1).astype(np.int64)
+
+
+def tie_margin(logits: np.ndarray, u: float, temperature: float, a: int, b: int) -> float:
+    """How near the draw of ``u`` came to the cdf boundary between classes ``a`` and ``b``: the
+    distance between the threshold and that boundary, relative to the total mass (the rule in
+    the module docstring). Two engines whose logits differ by float rounding can only draw
+    different classes where this is tiny (a near-tie).
+
+    Args:
+        logits: [256] one step's logits.
+        u: that step's uniform number.
+        temperature: > 0, as drawn.
+        a, b: the two classes drawn.
+    """
+    z = np.asarray(logits, np.float32) / np.float32(temperature)
+    z = z - z.max()
+    cdf = np.cumsum(np.exp(z.astype(np.float64)).astype(np.float32), dtype=np.float64).astype(np.float32)
+    threshold = np.float32(u) * cdf[-1]
+    return abs(float(cdf[min(a, b)]) - float(threshold)) / float(cdf[-1])
+
+
+def compare_streams(got: np.ndarray, expected: np.ndarray, logits: np.ndarray, noise: np.ndarray,
+                    temperature: float = 1.0, tolerance: float = 1e-4) -> dict[str, Any]:
+    """Whether two engines rendered the same classes for the same noise, up to float near-ties.
+
+    Per voice, only the first difference counts: after it the voice follows another history, so
+    later samples may differ for no fault of either engine. A first difference is a near-tie when
+    :func:`tie_margin` is below ``tolerance``; any other is a real difference.
+
+    Args:
+        got, expected: int [V, T] classes of the two engines.
+        logits: float32 [V, T, 256] of either engine (they agree to rounding up to a difference).
+        noise: float64 [V, T], the draws both used.
+        temperature: as drawn.
+        tolerance: the largest margin a near-tie may have.
+
+    Returns:
+        {"voices", "samples", "identical_voices", "near_ties", "real_differences",
+        "first_differences": [{"voice", "sample", "got", "expected", "margin", "near_tie"}],
+        "equal": no real difference}.
+    """
+    got, expected = np.asarray(got), np.asarray(expected)
+    if got.shape != expected.shape or got.ndim != 2 or logits.shape[:2] != got.shape or noise.shape != got.shape:
+        raise ValueError(f"shapes do not match: got {got.shape}, expected {expected.shape}, "
+                         f"logits {logits.shape}, noise {noise.shape}")
+    firsts = []
+    for v in range(got.shape[0]):
+        where = np.flatnonzero(got[v] != expected[v])
+        if not where.size:
+            continue
+        t = int(where[0])
+        margin = tie_margin(logits[v, t], float(noise[v, t]), temperature, int(got[v, t]), int(expected[v, t]))
+        firsts.append({"voice": v, "sample": t, "got": int(got[v, t]), "expected": int(expected[v, t]),
+                       "margin": margin, "near_tie": margin < tolerance})
+    near = sum(f["near_tie"] for f in firsts)
+    return {"voices": int(got.shape[0]), "samples": int(got.shape[1]), "identical_voices": int(got.shape[0]) - len(firsts),
+            "near_ties": near, "real_differences": len(firsts) - near, "first_differences": firsts,
+            "equal": len(firsts) == near}

@@ -14,12 +14,14 @@ class JackCapture:
     Args:
         source: the port to record, e.g. "PortAudio:out_0".
         seconds: capacity.
+        servername: the JACK server (None: the default one).
     """
 
-    def __init__(self, source: str, seconds: float = 30.0, name: str = "nsynth-test-capture"):
+    def __init__(self, source: str, seconds: float = 30.0, name: str = "nsynth-test-capture",
+                 servername: str | None = None):
         import jack
 
-        self.client = jack.Client(name, no_start_server=True)
+        self.client = jack.Client(name, no_start_server=True, servername=servername)
         self.rate = self.client.samplerate
         self.buf = np.zeros(int(seconds * self.rate), np.float32)
         self.n = 0

@@ -22,6 +22,7 @@ def open_engine(
     max_voices: int = 16,
     threads: int | None = None,
     device: str = "auto",
+    cuda_fallback: bool = False,
 ) -> Engine:
     """Open an exported model with the chosen engine.
 
@@ -33,9 +34,12 @@ def open_engine(
         threads: CPU threads (ONNX Runtime intra-op threads / fused workers); None: the engine's
             default (all cores for ort, 2 for fused).
         device: for ``ort``: ``auto`` (CUDA when usable), ``cpu`` or ``cuda``.
+        cuda_fallback: with ``cuda`` where ONNX Runtime cannot use CUDA: warn and run on the
+            CPU instead of raising.
 
     Raises:
-        UserError: unknown kind, a bad export, or an engine that cannot run here.
+        UserError: unknown kind, a bad export, or an engine that cannot run here (``cuda``
+            without a usable CUDA provider names the reason).
     """
     if kind not in ENGINE_KINDS:
         raise UserError(f"unknown engine {kind!r}; expected one of {', '.join(ENGINE_KINDS)}")
@@ -53,7 +57,7 @@ def open_engine(
     if kind == "ort":
         from nsynth_live.host.engines.ort_engine import OrtEngine
 
-        return OrtEngine(info, max_voices=max_voices, threads=threads, device=device)
+        return OrtEngine(info, max_voices=max_voices, threads=threads, device=device, cuda_fallback=cuda_fallback)
     from nsynth_live.host.engines.fused_adapter import FusedAdapter
 
     return FusedAdapter(info, max_voices=max_voices, threads=threads)

@@ -6,6 +6,8 @@ Both engines run the per-frame graphs (encoder, conditioner) through :class:`Ort
 
 from __future__ import annotations
 
+import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,7 @@ CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 QUIET = 3  # ONNX Runtime log severity: errors only
 
-_cuda_state: bool | None = None
+_cuda_state: tuple[bool, str] | None = None
 
 
 def _probe_model() -> bytes:
@@ -35,42 +37,83 @@ def _probe_model() -> bytes:
     return model.SerializeToString()
 
 
-def cuda_usable() -> bool:
-    """Whether a CUDA session starts here, probed once and quietly.
+def cuda_status(refresh: bool = False) -> tuple[bool, str]:
+    """Whether a CUDA session starts here, and if not why (one line), probed once and quietly.
 
     ``get_available_providers()`` lists CUDA for every onnxruntime-gpu wheel, GPU or not, and a
-    failed CUDA load logs an error through the default logger: the probe raises that logger's
-    threshold while it runs.
+    failed CUDA load logs an error through the default logger and falls back to the CPU: the
+    probe raises that logger's threshold while it runs, and for the reason loads the CUDA
+    provider's library itself (its loader error names the missing CUDA library). ``refresh``
+    probes again (after loading CUDA libraries, e.g. ``onnxruntime.preload_dlls``).
     """
     global _cuda_state
-    if _cuda_state is None:
+    if _cuda_state is None or refresh:
         import onnxruntime as ort
 
-        _cuda_state = False
-        if CUDA in ort.get_available_providers():
-            ort.set_default_logger_severity(4)
-            try:
-                options = ort.SessionOptions()
-                options.log_severity_level = 4
-                session = ort.InferenceSession(_probe_model(), options, providers=[CUDA, CPU])
-                _cuda_state = session.get_providers()[0] == CUDA
-            except Exception:
-                _cuda_state = False
-            finally:
-                ort.set_default_logger_severity(2)
+        version = f"onnxruntime {ort.__version__}"
+        if CUDA not in ort.get_available_providers():
+            _cuda_state = (False, f"{version} has no CUDA provider (the CPU-only wheel; "
+                                  f"providers: {', '.join(ort.get_available_providers())})")
+            return _cuda_state
+        ort.set_default_logger_severity(4)
+        try:
+            options = ort.SessionOptions()
+            options.log_severity_level = 4
+            session = ort.InferenceSession(_probe_model(), options, providers=[CUDA, CPU])
+            usable = session.get_providers()[0] == CUDA
+        except Exception:  # any failure to start means the same: not usable (the reason below)
+            usable = False
+        finally:
+            ort.set_default_logger_severity(2)
+        _cuda_state = (True, f"{version}, CUDA provider") if usable else (False, f"{version}: {_cuda_load_error()}")
     return _cuda_state
 
 
-def providers_for(device: str) -> list[str]:
-    """Execution providers for ``auto`` / ``cpu`` / ``cuda``."""
+def _cuda_load_error() -> str:
+    """Why the CUDA provider does not start: its library's loader error, or no GPU."""
+    import ctypes
+
+    import onnxruntime as ort
+
+    lib = os.path.join(os.path.dirname(ort.__file__), "capi", "libonnxruntime_providers_cuda.so")
+    if not os.path.exists(lib):
+        return "the CUDA provider is listed but its library is not installed"
+    try:
+        ctypes.CDLL(lib)
+    except OSError as err:
+        return f"the CUDA provider does not load ({err})"
+    return "the CUDA provider loads but no session starts on it (no CUDA GPU visible?)"
+
+
+def cuda_usable() -> bool:
+    """Whether a CUDA session starts here (see :func:`cuda_status`)."""
+    return cuda_status()[0]
+
+
+def providers_for(device: str, cuda_fallback: bool = False) -> list[str]:
+    """Execution providers for ``auto`` / ``cpu`` / ``cuda``.
+
+    Args:
+        device: ``auto`` (CUDA when usable, else the CPU, silently), ``cpu`` or ``cuda``.
+        cuda_fallback: for ``cuda`` where CUDA is not usable: warn and use the CPU instead of
+            raising.
+
+    Raises:
+        UserError: an unknown device, or ``cuda`` without a usable CUDA provider (and no
+            fallback), naming the reason.
+    """
     if device not in ("auto", "cpu", "cuda"):
         raise UserError(f"unknown device {device!r}; expected auto, cpu or cuda")
     if device == "cpu":
         return [CPU]
-    if cuda_usable():
+    usable, why = cuda_status()
+    if usable:
         return [CUDA, CPU]
     if device == "cuda":
-        raise UserError("device cuda: no usable CUDA GPU for ONNX Runtime here")
+        if not cuda_fallback:
+            raise UserError(f"device cuda: no usable CUDA for ONNX Runtime here: {why}")
+        warnings.warn(f"device cuda: no usable CUDA for ONNX Runtime here ({why}); running on the CPU",
+                      RuntimeWarning, stacklevel=2)
     return [CPU]
 
 

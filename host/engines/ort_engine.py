@@ -18,6 +18,8 @@ on the CPU provider only.
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +27,7 @@ import numpy as np
 
 from nsynth_live import mulaw, sampling
 from nsynth_live.configs import N_CLASSES
+from nsynth_live.errors import UserError
 from nsynth_live.host.engines.interface import Engine
 from nsynth_live.host.engines.onnx_sessions import CPU, CUDA, OrtFrontEnd, make_session, providers_for  # noqa: F401
 from nsynth_live.host.engines.ring_state import RingState
@@ -90,6 +93,8 @@ class OrtEngine(Engine):
         max_voices: voice slots.
         threads: intra-op threads (None: ONNX Runtime's default).
         device: ``auto`` (CUDA when usable), ``cpu`` or ``cuda``.
+        cuda_fallback: with ``cuda`` where CUDA is not usable, warn and run on the CPU (default:
+            a UserError saying why).
         separate_ring: keep the ring in memory of its own (an OrtValue, not ``ring.hist``), as on
             a GPU; None: only on a GPU. Tests set it on the CPU to run the GPU's ring code.
     """
@@ -97,14 +102,19 @@ class OrtEngine(Engine):
     name = "ort"
 
     def __init__(self, info: ExportInfo, max_voices: int = 16, threads: int | None = None, device: str = "auto",
-                 separate_ring: bool | None = None):
+                 separate_ring: bool | None = None, cuda_fallback: bool = False):
         import onnxruntime as ort
 
-        super().__init__(info, max_voices, OrtFrontEnd(info, threads=threads, device=device))
-        self.threads, self.device = threads, device
-        self.providers = providers_for(device)
+        self.providers = providers_for(device, cuda_fallback)
         self.device_type = "cuda" if self.providers[0] == CUDA else "cpu"
+        # After a fallback the front end's sessions go to the CPU too (without a second warning).
+        front_device = device if self.device_type == "cuda" or device != "cuda" else "cpu"
+        super().__init__(info, max_voices, OrtFrontEnd(info, threads=threads, device=front_device))
+        self.threads, self.device = threads, front_device
         self.session = make_session(info.decoder_step, self.providers, threads)
+        if self.device_type == "cuda" and self.execution_provider != CUDA:
+            # The probe's session started on CUDA but this one fell back (memory, an operator).
+            raise UserError(f"{info.decoder_step}: ONNX Runtime put the decoder step on {self.execution_provider}, not CUDA")
         gather, scatter = ring_models(info.config.residual)
         # One thread each: they only move memory, and a second spinning thread pool next to the
         # step's would steal its cores.

@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--voices", type=int, default=8, help="most notes at once (default 8)")
     p.add_argument("--block", type=int, default=256, help="samples per render block at 16 kHz (default 256 = 16 ms)")
     p.add_argument("--quiet", action="store_true", help="no status line")
+    p.add_argument("--reconnect", action="store_true",
+                   help="when the audio device is lost, wait for it (looking every 0.5 s) and start again "
+                   "once it is back (default: exit with status 3)")
     p.set_defaults(func=_play)
 
     d = sub.add_parser("devices", help="list audio outputs and MIDI inputs",
@@ -44,6 +47,7 @@ def _play(args: argparse.Namespace) -> int:
         temperature=args.temperature, excitation_gain=args.excitation_gain, device=device,
         midi=not args.no_midi, midi_in=args.midi_in, midi_api=args.midi_api, osc_host=args.osc_host,
         osc_port=args.osc_port, voices=args.voices, block=args.block, status_line=not args.quiet, web_port=args.web, web_host=args.web_host,
+        reconnect=args.reconnect,
     ))
 
 
