@@ -52,7 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nsynth_live import SAMPLE_RATE, sampling  # noqa: E402
-from nsynth_live.cli.bench import machine_info, print_table, write_report  # noqa: E402
+from nsynth_live.benchmarks.machine import machine_info  # noqa: E402
+from nsynth_live.benchmarks.report import print_table, write_report  # noqa: E402
 from nsynth_live.cli.common import parse_int_list  # noqa: E402
 from nsynth_live.errors import UserError  # noqa: E402
 

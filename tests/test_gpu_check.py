@@ -97,7 +97,7 @@ def _streams(export, kinds, n=600, voices=3, seed=5):
 
 
 def test_compare_streams_agrees_with_the_reference_on_ort_and_fused(tiny_export):
-    pytest.importorskip("nsynth_live.host.engine_fused")
+    pytest.importorskip("nsynth_live.host.engines.fused_engine")
     streams, noise = _streams(tiny_export, ("ort", "fused"))
     (ort_classes, ort_logits), (fused_classes, _) = streams["ort"], streams["fused"]
     result = sampling.compare_streams(fused_classes, ort_classes, ort_logits, noise)
