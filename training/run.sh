@@ -14,13 +14,40 @@
 # the peak lr 1e-3: the paper's decay now runs from there, 6.7e-4 at once, 3e-4 from 15.6k, 2e-4
 # from 19.5k, 1e-4 from 23.4k). The checkpoint keeps these settings:
 # `bash training/run.sh live-sine 2` resumes with them.
-# Builds the dataset first if missing (deterministic, ~15 s), then trains into training/CONFIG/
+# live-hn (issue 14, session 4): the learned harmonic source, trained on the multi-soundfont
+# dataset (data/multi: FluidR3_GM + MuseScore_General_Full + OPL-3 FM, every melodic bank, five
+# velocities, MIDI 21-108; 466 instruments, ~199k notes, ~25 GB, ~15 min to build on 2 cores),
+# started from live-sine's committed weights (--init-from: the decoder and encoder carry over, the
+# sine's fundamental seeds the source's projection), chosen over live-sine and over live-hn
+# without its spectral loss by bench timbre on a 400-step budget (see docs/evaluation.md).
+# Builds the dataset first if missing (deterministic), then trains into training/CONFIG/
 # with checkpoints every 500 steps; SIGTERM (or Ctrl-C) writes a final checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG="${1:-live}"
 THREADS="${2:-2}"
 shift $(( $# < 2 ? $# : 2 ))
+if [ "$CONFIG" = live-hn ]; then
+    DATA=data/multi
+    SOUNDFONTS=(/usr/share/sounds/sf2/FluidR3_GM.sf2 /usr/share/sounds/sf3/MuseScore_General_Full.sf3
+                /usr/share/sounds/sf2/OPL-3_FM_128M.sf2)
+    if [ ! -f "$DATA/nsynth-train/examples.json" ]; then
+        for sf in "${SOUNDFONTS[@]}"; do
+            [ -f "$sf" ] || { echo "run.sh: $sf missing: apt-get install fluid-soundfont-gm musescore-general-soundfont opl3-soundfont" >&2; exit 1; }
+        done
+        .venv/bin/nsynth-live dataset build $(printf -- '--soundfont %s ' "${SOUNDFONTS[@]}") --banks all \
+            --pitches 21-108 --velocities 25,50,75,100,127 --seed 0 --out "$DATA" --no-progress
+    fi
+    NEW=(--init-from training/live-sine --excitation-lock --input-noise 0.1 --source-weight 1 --lr 3e-4)
+    RUN="training/$CONFIG"
+    if [ -f "$RUN/checkpoint.pt" ]; then
+        exec .venv/bin/nsynth-live train --out "$RUN" --data "$DATA" --resume --threads "$THREADS" --no-progress "$@"
+    fi
+    exec .venv/bin/nsynth-live train --config "$CONFIG" --data "$DATA" --out "$RUN" \
+        --steps 200000 --schedule-steps 200000 --batch-size 8 --crop 6144 \
+        --checkpoint-every 500 --valid-every 1000 --valid-notes 64 --log-every 50 \
+        --threads "$THREADS" --no-progress "${NEW[@]}" "$@"
+fi
 DATA=data/fluidr3
 PROGRAMS=0,4,6,8,11,12,13,16,19,21,24,25,26,29,32,33,38,40,42,45,46,48,52,53,56,57,60,61,64,65,68,71,73,75,79,80,81,88,89,104
 if [ ! -f "$DATA/nsynth-train/examples.json" ]; then
