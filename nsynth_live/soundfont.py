@@ -1,10 +1,12 @@
-"""Build an NSynth-layout dataset from any SF2 soundfont, the way NSynth was made.
+"""Build an NSynth-layout dataset from SF2/SF3 soundfonts, the way NSynth was made.
 
 Each note is rendered through FluidSynth at 16 kHz: note-on at 0 s, note-off at 3 s, cut at 4 s,
 dry (reverb and chorus off), stereo mixed to mono, stored as 16-bit PCM. An instrument is one
-(soundfont, GM program); its NSynth family and source come from the General MIDI program groups
-(:mod:`nsynth_live.gm`), its qualities are left all zero (unknown). Instruments are split into
-train/valid/test by a seeded shuffle, so no instrument is in two splits.
+(soundfont, GM program) in bank 0, or, in a multi-soundfont build, one melodic (soundfont, bank,
+program) preset of one or several soundfonts (see :func:`build_dataset`); its NSynth family and
+source come from the General MIDI program groups (:mod:`nsynth_live.gm`), its qualities are left
+all zero (unknown). Instruments are split into train/valid/test by a seeded shuffle, so no
+instrument is in two splits.
 
 Output (``out_dir``)::
 
@@ -24,7 +26,8 @@ Properties:
   every wav that is complete and valid and renders only the rest;
 - silent notes (peak below ``silence_db``, e.g. a pitch outside every sample's key range) are
   skipped and reported, as are notes that reach full scale (lower ``gain``);
-- parallel: a process pool renders chunks of notes, each worker loading the soundfont once.
+- parallel: a process pool renders chunks of notes, each worker loading a soundfont once,
+  when its first note of that soundfont comes.
 """
 
 from __future__ import annotations
