@@ -361,9 +361,17 @@ class Renderer:
     Args:
         soundfont: path of an SF2 file.
         gain: FluidSynth's master gain (``synth.gain``).
+        warm_up: play one throwaway note of each preset the first time it is rendered. A few
+            presets sound slightly different (1-2 LSB from ~50 ms on; FluidR3's bank-8
+            "Feedback Guitar") on their very first note in a synth than on every later one,
+            which the per-note priming does not cover; with the warm-up, every note renders as
+            a later one, whatever this synth played before. Multi-soundfont builds use it; the
+            single-soundfont build keeps its version-1 output byte for byte without it.
     """
 
-    def __init__(self, soundfont: str | os.PathLike[str], gain: float = DEFAULT_GAIN) -> None:
+    def __init__(
+        self, soundfont: str | os.PathLike[str], gain: float = DEFAULT_GAIN, warm_up: bool = False
+    ) -> None:
         try:
             import fluidsynth
         except (ImportError, OSError) as err:
@@ -395,6 +403,8 @@ class Renderer:
         self._buf = np.zeros((NOTE_SAMPLES, 2), dtype=np.float32)
         self._scratch = np.zeros((_PRIME_SAMPLES, 2), dtype=np.float32)
         self._preset: tuple[int, int] | None = None  # (bank, program) selected on channel 0
+        self._warm_up = warm_up
+        self._warm: set[tuple[int, int]] = set()  # presets that have played a note
 
     def select(self, bank: int, program: int) -> bool:
         """Select preset (bank, program) on the rendering channel; False if there is none."""
@@ -459,6 +469,13 @@ class Renderer:
         """
         if self._preset != (bank, program) and not self.select(bank, program):
             raise UserError(f"soundfont has no preset for bank {bank} program {program}")
+        if self._warm_up and (bank, program) not in self._warm:
+            self._note(60, 127)
+        self._warm.add((bank, program))
+        return self._note(pitch, velocity)
+
+    def _note(self, pitch: int, velocity: int) -> np.ndarray:
+        """One note of the selected preset (see :meth:`render`)."""
         # Prime: play the same note briefly so every voice slot it will use holds this note's
         # end state (see the module docstring), then silence it.
         self.synth.noteon(0, pitch, velocity)
@@ -545,15 +562,16 @@ def _render_jobs(
     return results
 
 
-def _worker_init(soundfonts: list[str], gain: float, silence: float) -> None:
-    _WORKER.update(soundfonts=soundfonts, gain=gain, silence=silence, renderers={})
+def _worker_init(soundfonts: list[str], gain: float, silence: float, warm_up: bool) -> None:
+    _WORKER.update(soundfonts=soundfonts, gain=gain, silence=silence, warm_up=warm_up,
+                   renderers={})  # fmt: skip
 
 
 def _worker_renderer(k: int) -> Renderer:
     """This worker's Renderer of soundfont k, loaded when its first note comes."""
     renderers: dict[int, Renderer] = _WORKER["renderers"]
     if k not in renderers:
-        renderers[k] = Renderer(_WORKER["soundfonts"][k], _WORKER["gain"])
+        renderers[k] = Renderer(_WORKER["soundfonts"][k], _WORKER["gain"], _WORKER["warm_up"])
     return renderers[k]
 
 
@@ -755,7 +773,7 @@ def build_dataset(
     probes: list[Renderer] | None = []
     try:
         for p in sf_paths:
-            probes.append(Renderer(p, gain))
+            probes.append(Renderer(p, gain, warm_up=not single))
         common = {
             "fluidsynth": _fluidsynth_version(),
             "gain": float(gain),
@@ -819,7 +837,7 @@ def build_dataset(
         silence = 10.0 ** (silence_db / 20.0)
         t_render = time.perf_counter()
         results = _run_jobs(probes, jobs, sf_paths, gain, silence, report.workers, progress,
-                            len(notes), report.reused)  # fmt: skip
+                            len(notes), report.reused, warm_up=not single)  # fmt: skip
         report.render_seconds = time.perf_counter() - t_render
     finally:
         for r in probes or ():
@@ -997,6 +1015,7 @@ def _run_jobs(
     progress: bool,
     total: int,
     done: int,
+    warm_up: bool = False,
 ) -> list[_Result]:
     """Render ``jobs`` in this process (renderers given, one per soundfont) or in a pool."""
     from tqdm import tqdm
@@ -1025,7 +1044,7 @@ def _run_jobs(
             with ctx.Pool(
                 processes=min(workers, len(chunks)),
                 initializer=_worker_init,
-                initargs=([str(p) for p in soundfonts], gain, silence),
+                initargs=([str(p) for p in soundfonts], gain, silence, warm_up),
             ) as pool:
                 for chunk_results in pool.imap_unordered(_worker_run, chunks):
                     results.extend(chunk_results)

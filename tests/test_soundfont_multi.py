@@ -103,6 +103,23 @@ def test_percussion_rule() -> None:
     assert not is_percussion(Preset(0, 17, "Percussive Organ"))
 
 
+@need(FLUIDR3)
+def test_warm_up_makes_a_presets_first_note_like_every_later_one() -> None:
+    def notes(warm_up: bool, before: tuple = ()) -> list[np.ndarray]:
+        r = Renderer(FLUIDR3, warm_up=warm_up)
+        try:
+            for args in before:
+                r.render(*args)
+            return [r.render(30, 60, 100, bank=8).copy() for _ in range(2)]  # Feedback Guitar
+        finally:
+            r.close()
+
+    first, later = notes(False)
+    assert not np.array_equal(first, later)  # the quirk the warm-up exists for
+    for before in ((), ((24, 60, 100, 0),), ((30, 72, 127, 8), (0, 40, 50, 0))):
+        assert all(np.array_equal(n, later) for n in notes(True, before))
+
+
 @need(MUSESCORE)
 def test_sf3_vorbis_soundfont_renders_in_tune_at_a_sensible_level() -> None:
     r = Renderer(MUSESCORE)
