@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libportaudio2 jackd2 libfluidsynth3 libsndfile1 timgm6mb-soundfont puredata-core
+APT_PACKAGES=(libportaudio2 jackd2 libfluidsynth3 libsndfile1 timgm6mb-soundfont csound-soundfont puredata-core
               chromium chromium-driver)
 TORCH_PIN="${NSYNTH_TORCH_PIN:-torch==2.13.0}"
 

@@ -15,7 +15,7 @@ def register(subparsers: Any) -> None:
     """Add ``dataset build`` and ``dataset info`` to the top-level subparsers."""
     parser = subparsers.add_parser(
         "dataset",
-        help="build an NSynth-layout dataset from a soundfont, or summarise one",
+        help="build an NSynth-layout dataset from soundfonts, or summarise one",
         description="Build an NSynth-layout dataset (examples.json + audio/*.wav per split) "
         "from an SF2 soundfont, or summarise an existing dataset.",
     )
@@ -24,12 +24,34 @@ def register(subparsers: Any) -> None:
     build = sub.add_parser(
         "build",
         help="render a soundfont into nsynth-train/, nsynth-valid/, nsynth-test/",
-        description="Render every (program, pitch, velocity) of an SF2 soundfont the way NSynth "
-        "was made: 4 s at 16 kHz mono, key held 3 s then released, dry. Instruments are split "
-        "into train/valid/test (no instrument in two splits). Silent notes are skipped and "
-        "reported. Rerunning an interrupted build resumes it.",
+        description="Render every (preset, pitch, velocity) of one or several SF2/SF3 soundfonts "
+        "the way NSynth was made: 4 s at 16 kHz mono, key held 3 s then released, dry. An "
+        "instrument is one melodic (soundfont, bank, program) preset. Instruments are split "
+        "into train/valid/test (no instrument in two splits; stratified by soundfont). Silent "
+        "notes are skipped and reported. Rerunning an interrupted build resumes it.",
     )
-    build.add_argument("--soundfont", required=True, metavar="SF2", help="the SF2 soundfont file")
+    build.add_argument(
+        "--soundfont",
+        required=True,
+        action="append",
+        metavar="SF2",
+        help="an SF2/SF3 soundfont; repeat for one dataset from several (instrument ids stay "
+        "unique, each split gets instruments of every soundfont)",
+    )
+    build.add_argument(
+        "--banks",
+        default="0",
+        metavar="LIST",
+        help="melodic banks 0..127 to take presets from, e.g. '0,8' or 'all' (variation banks "
+        "included; drum kits are always left out). Default: 0, the GM programs",
+    )
+    build.add_argument(
+        "--evaluation-only",
+        action="store_true",
+        help="the dataset is for evaluation: every instrument goes to nsynth-test. Required "
+        "for the held-out evaluation soundfonts (TimGM6mb.sf2, sf_GMbank.sf2) with several "
+        "soundfonts or banks",
+    )
     build.add_argument(
         "--out", required=True, metavar="DIR", help="output folder (created if missing)"
     )
@@ -107,6 +129,7 @@ def _build(args: argparse.Namespace) -> int:
     from nsynth_live.soundfont import (
         DEFAULT_GAIN,
         build_dataset,
+        parse_banks,
         parse_programs,
         parse_splits,
     )
@@ -114,6 +137,7 @@ def _build(args: argparse.Namespace) -> int:
     from nsynth_live.int_list import parse_int_list
 
     programs = parse_programs(args.programs, "--programs")
+    banks = parse_banks(args.banks, "--banks")
     pitches = parse_int_list(args.pitches, "--pitches", 0, 127)
     velocities = parse_int_list(args.velocities, "--velocities", 1, 127)
     seed = _int_flag(args.seed, "--seed")
@@ -138,6 +162,8 @@ def _build(args: argparse.Namespace) -> int:
         workers=workers,
         progress=not args.no_progress,
         gain=gain,
+        banks=banks,
+        evaluation_only=args.evaluation_only,
     )
     print(report.summary())
     return 0
