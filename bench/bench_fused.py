@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nsynth_live.atomic import atomic_write_text  # noqa: E402
 from nsynth_live.host.engine_fused import FusedEngine  # noqa: E402
 from nsynth_live.configs import N_CLASSES, ModelConfig, flops_per_sample, get_config  # noqa: E402
 from nsynth_live.sampling import NoiseStream  # noqa: E402
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         report = {"config": cfg.name, "flops_per_sample": flops_per_sample(cfg), "machine": platform.processor()
                   or platform.machine(), "rows": rows}
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
+        atomic_write_text(args.json, json.dumps(report, indent=1) + "\n")
         print(f"wrote {args.json}")
     return 0
 

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from nsynth_live.atomic import atomic_write_text  # noqa: E402
 from nsynth_live.host.bank import Bank, Preset, save_bank  # noqa: E402
 from nsynth_live.host.osc_server import build_message  # noqa: E402
 from nsynth_live.host.trajectory import default_regions  # noqa: E402
@@ -170,7 +171,7 @@ def main() -> int:
     report["voices"] = {"max_without_xrun": best, "hold_s": args.hold, "rows": rows, "goal": 8}
     print(f"most live voices held {args.hold:.0f} s without an xrun: {best} (goal >= 8)")
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+        atomic_write_text(args.json, json.dumps(report, indent=1) + "\n")
     return 0
 
 

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from nsynth_live.host import render_manifest as rm
-from nsynth_live.host.render_output import SAMPLES, note_file, wav_bytes, write_instruments
+from nsynth_live.host.render_output import SAMPLES, note_file, write_instruments
 from nsynth_live.host.bank import Bank, slug
 from nsynth_live.host.engine import Engine, voice_excitation
 from nsynth_live.host.model_files import ExportInfo
@@ -47,8 +47,9 @@ from nsynth_live.host.synth import FADE_SAMPLES, velocity_gain
 from nsynth_live.host.trajectory import Cursor, bilinear, default_regions
 from nsynth_live import SAMPLE_RATE, __version__, mulaw
 from nsynth_live.errors import UserError
-from nsynth_live.nsynth import atomic_write_many
+from nsynth_live.atomic import atomic_write_many
 from nsynth_live.sampling import NoiseStream, check_excitation_gain
+from nsynth_live.wav import wav_bytes
 
 GRID_ID_BASE = 1 << 20
 """Sound ids of grid points off the corners start here (preset ids are bank indices)."""

@@ -8,8 +8,6 @@ times, so every event lands on its sample; rendering runs as fast as the engine 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import numpy as np
 from nsynth_live.host import events as ev
 from nsynth_live.host.midi_in import parse_midi
 from nsynth_live.host.synth import Synth
-from nsynth_live import SAMPLE_RATE
+from nsynth_live import SAMPLE_RATE, wav
 from nsynth_live.errors import UserError
 
 
@@ -72,21 +70,10 @@ def render_events(synth: Synth, timeline: list[TimedEvent], tail_seconds: float 
 
 
 def write_wav(path: str | Path, audio: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
-    """16-bit WAV written atomically (resampled with soxr when ``rate`` is not 16 kHz)."""
-    import soundfile as sf
-
-    path = Path(path)
+    """16 kHz float audio [n] to a 16-bit WAV at ``rate`` (resampled with soxr when not 16 kHz),
+    written atomically by the project's WAV writer."""
     if rate != SAMPLE_RATE:
         import soxr
 
         audio = soxr.resample(audio, SAMPLE_RATE, rate, quality="HQ").astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".wav", dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, np.clip(audio, -1.0, 1.0), rate, subtype="PCM_16")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return wav.write_wav(path, audio, rate)

@@ -25,6 +25,7 @@ from typing import Any
 
 from nsynth_live import SAMPLE_RATE
 from nsynth_live.cli.common import parse_int_list
+from nsynth_live.atomic import atomic_write_text
 from nsynth_live.errors import UserError
 
 
@@ -86,9 +87,7 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
     """Write JSON atomically (a crash never leaves half a report)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(report, indent=2) + "\n")
     except OSError as err:
         raise UserError(f"{path}: cannot write the report ({err.strerror or err})") from None
 
