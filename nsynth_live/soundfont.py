@@ -290,7 +290,7 @@ class Renderer:
         except (ImportError, OSError) as err:
             raise UserError(
                 f"FluidSynth is not available ({err}); install the system library "
-                "(Debian/Ubuntu: apt install libfluidsynth3) and pyfluidsynth"
+                "(Debian/Ubuntu: apt install libfluidsynth3) and pyfluidsynth (pip install 'nsynth-live[train]')"
             ) from None
         settings = {
             "synth.reverb.active": 0,  # dry notes, like NSynth's
