@@ -27,6 +27,7 @@ the PyTorch reference.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -501,9 +502,11 @@ class FusedAdapter(Engine):
     def __init__(self, info: ExportInfo, max_voices: int = 16, threads: int | None = None):
         super().__init__(info, max_voices)
         try:
-            from nsynth_live.host.engine_fused import FusedEngine
+            from nsynth_live.host.engine_fused import COMPILE_NOTICE, FusedEngine, compile_cache_is_cold
         except ImportError as err:
             raise UserError(f"the fused engine is unavailable here ({err})") from None
+        if compile_cache_is_cold():  # the ~20 s silent stall of a first start, explained
+            print(COMPILE_NOTICE, file=sys.stderr, flush=True)
         from nsynth_live.host.model_files import step_weights_from_onnx
 
         self._threads = threads or 2
