@@ -18,16 +18,21 @@ def play(args: argparse.Namespace) -> int:
     from nsynth_live.host.engine import open_engine
     from nsynth_live.host.player import Player
     from nsynth_live.host.synth import Synth
-    from nsynth_live.cli.common import check_decoding
+    from nsynth_live.host.model_files import load_export
+    from nsynth_live.cli.common import check_decoding, resolve_output_gain
+    from nsynth_live.level import sound_key
 
     if args.voices < 1:
         raise UserError(f"--voices {args.voices}: must be at least 1")
     check_decoding(args)
     bank = load_bank(bank_or_default(args.bank))
+    info = load_export(model_or_default(args.model))
+    # Any preset may be selected live: the level of the bank's loudest.
+    level = resolve_output_gain(args, info, [sound_key(p.name, p.embedding) for p in bank.presets])
     # Two spare slots let stolen voices fade out while their replacements start.
-    engine = open_engine(model_or_default(args.model), args.engine, max_voices=args.voices + 2, threads=args.threads)
+    engine = open_engine(info, args.engine, max_voices=args.voices + 2, threads=args.threads)
     synth = Synth(engine, bank, voices=args.voices, seed=args.seed, temperature=args.temperature,
-                  excitation_gain=args.excitation_gain)
+                  excitation_gain=args.excitation_gain, output_gain=level.gain)
     player = Player(synth, device=_device(args.device), block=args.block)
 
     osc = midi = None

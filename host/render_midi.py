@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from nsynth_live.host import events as ev
+from nsynth_live.host.bank import Bank, Preset
 from nsynth_live.host.midi_in import parse_midi
 from nsynth_live.host.synth import Synth
 from nsynth_live import SAMPLE_RATE, wav
@@ -47,6 +48,31 @@ def read_midi(path: str | Path) -> list[TimedEvent]:
     if not any(isinstance(e.event, ev.NoteOn) for e in out):
         raise UserError(f"{path}: no notes to render")
     return out
+
+
+def presets_played(timeline: list[TimedEvent], bank: Bank, start: str | int | None = 0) -> list[Preset] | None:
+    """The presets a timeline plays, for its level (:mod:`nsynth_live.level`).
+
+    Args:
+        start: the preset selected before the first event (name or index); None: a blend (XY pad).
+
+    Returns:
+        the start preset and every preset a program change selects, or None when anything else
+        may sound (blends by the XY pad or a mix), or a program change names no preset.
+    """
+    if start is None:
+        return None
+    keys: list[str | int] = [start]
+    for item in timeline:
+        e = item.event
+        if isinstance(e, ev.SelectPreset):
+            keys.append(e.preset)
+        elif isinstance(e, (ev.XY, ev.Mix, ev.Corners)):
+            return None
+    try:
+        return list({id(p): p for p in (bank.get(k) for k in keys)}.values())
+    except UserError:  # a program change past the bank: the host counts and ignores it
+        return None
 
 
 def render_events(synth: Synth, timeline: list[TimedEvent], tail_seconds: float = 8.0, progress: bool = False) -> np.ndarray:

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "nsynth_live.cli.train",
     "nsynth_live.cli.evaluate",
     "nsynth_live.cli.export",
+    "nsynth_live.cli.level",
     "nsynth_live.cli.encode",
     "nsynth_live.cli.presets",
     "nsynth_live.cli.play",
