@@ -4,7 +4,8 @@
 #   default: training/live-sine -> presets/default, recommending temperature 0.3, excitation gain 3.5
 # 1. export the run's EMA weights to DEST/model (ONNX + model.json, atomically), recommending the
 #    decoding settings T and G (model.json 'decoding': every command uses them unless told otherwise)
-# 2. encode the preset bank from the dataset's notes (training/make_bank.py) into DEST/bank
+# 2. encode the preset bank from the dataset's notes (training/make_bank.py) into DEST/bank, and
+#    calibrate the export's output level with it (model.json 'level': every render's one gain)
 # 3. measure pitch accuracy and timbre spread over MIDI 36-84 with every preset, with the
 #    recommended settings (DEST/pitch_accuracy.json) and with the neutral ones, T = 1 and G = 1
 #    (DEST/pitch_accuracy_neutral.json)
@@ -20,6 +21,7 @@ NL=.venv/bin/nsynth-live
 mkdir -p "$DEST"
 $NL export --checkpoint "$RUN" --out "$DEST/model" --force --temperature "$TEMPERATURE" --excitation-gain "$EXCITATION_GAIN"
 $PY training/make_bank.py --model "$DEST/model" --out "$DEST/bank"
+$NL calibrate-level --model "$DEST/model" --bank "$DEST/bank"
 DATA=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["data"])' "$RUN/settings.json")
 $PY bench/pitch_accuracy.py --model "$DEST/model" --bank "$DEST/bank" --pitches 36-84 --seconds 2 \
     --reference-data "$DATA" --json "$DEST/pitch_accuracy.json" | tail -3

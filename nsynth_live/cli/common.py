@@ -101,7 +101,8 @@ def add_player_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="engine threads (default: the engine's)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--level", type=parse_level, default=None, metavar="DBFS|off",
-                   help="one output gain bringing the loudest of the presets played to this peak, e.g. -3dBFS "
+                   help="one output gain bringing the loudest of the presets played to this peak in dBFS, e.g. -3 "
+                   "or --level=-3dBFS "
                    "(default: the model's recommended level, model.json 'level'; exports without one play at "
                    "gain 1); off: the model's own level")
     add_decoding_args(p)

@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", metavar="EXPORT", help="export directory to calibrate (default: the shipped default)")
     p.add_argument("--bank", metavar="DIR", help="preset bank (default: the shipped default)")
-    p.add_argument("--target", default="-3dBFS", metavar="DBFS",
-                   help="the peak level the export recommends (default -3dBFS)")
+    p.add_argument("--target", default="-3", metavar="DBFS",
+                   help="the peak level the export recommends, in dBFS: -3 or --target=-3dBFS (default -3)")
     p.add_argument("--pitches", default="36,48,60,72,84", help="calibration pitches (default 36,48,60,72,84)")
     p.add_argument("--seconds", type=float, default=2.0, help="note length (default 2)")
     p.add_argument("--engine", default="auto", choices=["auto", "ort", "fused"], help="engine (default auto)")
