@@ -178,3 +178,14 @@ def test_the_demo_bank_peaks_near_full_scale_with_one_gain_and_no_clipping(tmp_p
         # ... and its velocity layers keep their relation.
         soft = pcm(f.with_name(f.name.replace("-127.wav", "-064.wav")))
         assert np.abs(soft - g64 * loud).max() <= 1.0, f.name
+
+
+@pytest.mark.slow
+def test_render_midi_with_the_shipped_default_lands_near_full_scale(tmp_path, capsys):
+    phrase = str(Path(__file__).resolve().parents[1] / "presets" / "phrase.mid")
+    assert main(["render-midi", phrase, "--preset", "flute", "--out", str(tmp_path / "loud.wav")]) == 0
+    assert "model.json level" in capsys.readouterr().out
+    assert main(["render-midi", phrase, "--preset", "flute", "--level", "off", "--out", str(tmp_path / "raw.wav")]) == 0
+    loud, raw = (np.abs(pcm(tmp_path / f)).max() / 32768 for f in ("loud.wav", "raw.wav"))
+    assert -6.0 <= to_dbfs(loud) <= -1.0 and loud < 32767 / 32768
+    assert to_dbfs(raw) < to_dbfs(loud) - 8  # the model's own level: far below
