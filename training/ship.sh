@@ -28,7 +28,7 @@ $PY bench/pitch_accuracy.py --model "$DEST/model" --bank "$DEST/bank" --pitches 
 $PY bench/pitch_accuracy.py --model "$DEST/model" --bank "$DEST/bank" --pitches 36-84 --seconds 2 \
     --temperature 1 --excitation-gain 1 --json "$DEST/pitch_accuracy_neutral.json" | tail -3
 $PY - "$RUN" "$DEST" <<'EOF'
-import json, sys
+import json, math, sys
 from pathlib import Path
 
 run, dest = Path(sys.argv[1]), Path(sys.argv[2])
@@ -70,6 +70,11 @@ lines += [
     "`training/make_bank.py`; corners " + ", ".join(bank.get("corners") or []) + ".",
     f"- **Decoding** (recommended in `model.json`, used by every command unless `--temperature` / "
     f"`--excitation-gain` say otherwise): temperature {dec['temperature']:g}, excitation gain {dec['excitation_gain']:g}.",
+] + ([
+    f"- **Level** (`model.json` 'level', `nsynth-live calibrate-level`): the loudest preset note peaks at "
+    f"{20 * math.log10(model['level']['reference_peak']):.1f} dBFS at gain 1 ({model['level']['calibration']['loudest']}); "
+    f"every render applies one gain that brings the loudest of the presets it plays to {model['level']['target_dbfs']:g} dBFS.",
+] if model.get("level") else []) + [
     f"- **Pitch accuracy** (`bench/pitch_accuracy.py`, every preset x MIDI 36-84, 2 s notes): "
     f"**{100 * pitch['in_tune']:.1f}%** of {len(pitch['notes'])} notes within 50 cents with the recommended decoding; "
     f"{100 * neutral['in_tune']:.1f}% with temperature 1 and excitation gain 1.",
