@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from nsynth_live.int_list import parse_int_list
+from nsynth_live.atomic import atomic_write_text
 from nsynth_live.soundfont import build_dataset
 
 SOUNDFONTS = ("/usr/share/sounds/sf2/TimGM6mb.sf2", "/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             "velocities": velocities,
             "repeat": args.repeat,
         }
-        Path(args.json).write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
     return 0
 
 

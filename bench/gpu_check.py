@@ -221,7 +221,8 @@ def render_bank_row(name: str, export: Path, device: str, notes: int, seconds: f
 def synthetic_dataset(root: Path, notes: int = 32, seed: int = 0) -> Path:
     """An NSynth-format train split of harmonic notes (4 s, random pitches and partials)."""
     from nsynth_live import gm
-    from nsynth_live.nsynth import NOTE_SAMPLES, NoteInfo, atomic_write_many, note_str_of, write_examples
+    from nsynth_live.atomic import atomic_write_many
+    from nsynth_live.nsynth import NOTE_SAMPLES, NoteInfo, note_str_of, write_examples
     from nsynth_live.soundfont import to_pcm16, wav_bytes
 
     split = root / "nsynth-train"

@@ -32,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from nsynth_live.atomic import atomic_write_text  # noqa: E402
 from nsynth_live.host.bank import load_bank  # noqa: E402
 from nsynth_live.host.engines import open_engine, render_frames  # noqa: E402
 from nsynth_live import mulaw, sampling  # noqa: E402
@@ -114,7 +115,7 @@ def main() -> int:
     print(f"decoding: temperature {decoding.temperature:g}, excitation gain {decoding.excitation_gain:g}")
     print(f"in tune (within 50 cents): {share:.1%}")
     if args.json:
-        Path(args.json).write_text(json.dumps({
+        atomic_write_text(args.json, json.dumps({
             "model": args.model, "weights_sha256": weights_sha256, "bank": args.bank, "in_tune": share,
             "harmonic_fraction": harmonic,
             "timbre_spread_db": spread, "reference_spread_db": reference, "timbre_error_db": error,

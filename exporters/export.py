@@ -28,7 +28,7 @@ from nsynth_live.model_format import (
     to_props,
 )
 from nsynth_live import SAMPLE_RATE, mulaw
-from nsynth_live.checkpoint import fsync_dir
+from nsynth_live.atomic import atomic_write_many, fsync_dir
 from nsynth_live.configs import N_CLASSES, ModelConfig, history_length, receptive_field
 from nsynth_live.errors import BadValue, UserError
 from nsynth_live.sampling import Decoding
@@ -113,13 +113,6 @@ def _check_target(out: Path, force: bool) -> None:
         raise UserError(f"{out}: exists and is not empty (pass --force to replace it)")
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def export_model(
     model: Any,
     out_dir: str | Path,
@@ -169,10 +162,8 @@ def export_model(
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the export is an ordinary folder
-        for role, m in models.items():
-            _write_file(tmp / FILES[role], m.SerializeToString())
-        _write_file(tmp / MODEL_JSON, (json.dumps(metadata, indent=2, sort_keys=True) + "\n").encode())
-        fsync_dir(tmp)
+        atomic_write_many([(tmp / FILES[role], m.SerializeToString()) for role, m in models.items()]
+                          + [(tmp / MODEL_JSON, (json.dumps(metadata, indent=2, sort_keys=True) + "\n").encode())])
         _check_target(out, force)  # again: something may have appeared meanwhile
         old = None
         if out.exists():

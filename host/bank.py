@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from nsynth_live.errors import UserError
-from nsynth_live.nsynth import atomic_write_bytes
+from nsynth_live.atomic import atomic_write_bytes
 
 FORMAT = "nsynth-live-bank"
 VERSION = 1

@@ -31,6 +31,7 @@ from nsynth_live.model_format import (
     EXPORTER_VERSION,
     FILES,
     FORMAT,
+    JSON_ONLY_KEYS,
     MODEL_JSON,
     REQUIRED_KEYS,
     combined_sha256,
@@ -39,6 +40,7 @@ from nsynth_live.model_format import (
 )
 from nsynth_live.configs import ModelConfig
 from nsynth_live.errors import UserError
+from nsynth_live.level import LEVEL_KEY, Level
 from nsynth_live.sampling import Decoding
 
 
@@ -78,6 +80,12 @@ class ExportInfo:
     def decoding(self) -> Decoding:
         """The decoding settings the export recommends (defaults for exports without any)."""
         return Decoding.from_dict(self.metadata.get("decoding", {}))
+
+    @property
+    def level(self) -> Level | None:
+        """The export's level calibration (None for exports without one: gain 1)."""
+        data = self.metadata.get(LEVEL_KEY)
+        return None if data is None else Level.from_dict(data)
 
 
 def short_json(value: Any, width: int = 120) -> str:
@@ -183,7 +191,7 @@ def _check_file(path: Path, role: str, model: Any, reference: dict[str, Any], ve
     _check_metadata(path, metadata)
     if file_role != role:
         raise UserError(f"{path}: metadata says this is the {file_role!r} graph, expected {role!r}")
-    diff = first_difference(metadata, reference, "")
+    diff = first_difference(metadata, {k: v for k, v in reference.items() if k not in JSON_ONLY_KEYS}, "")
     if diff:
         key, mine, theirs = diff
         raise UserError(
@@ -223,6 +231,11 @@ def load_export(root: str | Path, verify_weights: bool = True) -> ExportInfo:
         raise UserError(f"{root}: no export directory there")
     reference = read_model_json(root / MODEL_JSON)
     config = _check_metadata(root / MODEL_JSON, reference)
+    if LEVEL_KEY in reference:
+        try:
+            Level.from_dict(reference[LEVEL_KEY])
+        except (TypeError, ValueError) as err:
+            raise UserError(f"{root / MODEL_JSON}: bad level calibration ({err})") from None
     per_file = reference["initializers_sha256"]
     if not isinstance(per_file, dict) or sorted(per_file) != sorted(FILES):
         raise UserError(f"{root / MODEL_JSON}: initializers_sha256 must name {', '.join(sorted(FILES))}")

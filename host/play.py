@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nsynth_live.errors import BadValue
+from nsynth_live.errors import BadValue, UserError
 from nsynth_live.host.device_watch import DEVICE_LOST_EXIT, call_with_timeout, wait_for_device
 from nsynth_live.host.exit_guard import RESTARTS_ENV, ExitGuard, leave, restart
 
@@ -39,6 +39,8 @@ class PlaySettings:
         web_host: the web pad's listen address (beyond loopback it needs the printed token).
         reconnect: when the audio device is lost, wait for it and start again instead of exiting
             with ``DEVICE_LOST_EXIT``.
+        level: the loudest preset's peak in dBFS after the one output gain (``nsynth_live.level``);
+            None: the model's recommended level; ``"off"``: the model's own level.
     """
 
     model: str | Path | None = None
@@ -60,6 +62,7 @@ class PlaySettings:
     web_port: int | None = None
     web_host: str = "127.0.0.1"
     reconnect: bool = False
+    level: float | str | None = None
 
 
 def check_settings(s: PlaySettings) -> None:
@@ -102,13 +105,24 @@ def play(s: PlaySettings) -> int:
     from nsynth_live.host.engines import open_engine
     from nsynth_live.host.player import Player
     from nsynth_live.host.synth import Synth
+    from nsynth_live.host.model_files import load_export
+    from nsynth_live.level import output_gain, sound_key
 
     check_settings(s)
     bank = load_bank(bank_or_default(s.bank))
+    info = load_export(model_or_default(s.model))
+    # Any preset may be selected live: the level of the bank's loudest.
+    off = s.level == "off"
+    try:
+        level = output_gain(info.level, None if off else s.level, off=off,
+                            sounds=[sound_key(p.name, p.embedding) for p in bank.presets],
+                            where=f"--level: export {info.root}")
+    except ValueError as err:
+        raise UserError(str(err)) from None
     # Two spare slots let stolen voices fade out while their replacements start.
-    engine = open_engine(model_or_default(s.model), s.engine, max_voices=s.voices + 2, threads=s.threads)
+    engine = open_engine(info, s.engine, max_voices=s.voices + 2, threads=s.threads)
     synth = Synth(engine, bank, voices=s.voices, seed=s.seed, temperature=s.temperature,
-                  excitation_gain=s.excitation_gain)
+                  excitation_gain=s.excitation_gain, output_gain=level.gain)
     player = Player(synth, device=s.device, block=s.block)
 
     osc = midi = web = None

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from nsynth_live.host import render_manifest as rm
-from nsynth_live.host.render_output import SAMPLES, note_file, wav_bytes, write_instruments
+from nsynth_live.host.render_output import SAMPLES, note_file, write_instruments
 from nsynth_live.host.bank import Bank, slug
 from nsynth_live.host.engines import Engine, voice_excitation
 from nsynth_live.host.model_files import ExportInfo
@@ -47,8 +47,10 @@ from nsynth_live.host.synth import FADE_SAMPLES, velocity_gain
 from nsynth_live.host.trajectory import Cursor, bilinear, default_regions
 from nsynth_live import SAMPLE_RATE, __version__, mulaw
 from nsynth_live.errors import BadValue, UserError
-from nsynth_live.nsynth import atomic_write_many
+from nsynth_live.atomic import atomic_write_many
+from nsynth_live.level import OutputGain
 from nsynth_live.sampling import NoiseStream, check_excitation_gain
+from nsynth_live.wav import wav_bytes
 
 GRID_ID_BASE = 1 << 20
 """Sound ids of grid points off the corners start here (preset ids are bank indices)."""
@@ -339,6 +341,8 @@ class Job:
         shard: (i, N) or None; batch: items per engine batch.
         selection: how the sounds were chosen ({"presets": [...]} or {"grid": N, "corners": [...]}).
         bank_name, bank_path: for the manifest.
+        level: the one output gain of every note (:mod:`nsynth_live.level`), known before the
+            first note so that shards and resumed runs share it (it is part of the settings).
     """
 
     out: Path
@@ -354,6 +358,7 @@ class Job:
     selection: dict[str, Any] = field(default_factory=dict)
     bank_name: str = ""
     bank_path: str = ""
+    level: OutputGain = field(default_factory=lambda: OutputGain(1.0, None, None, "off"))
 
     def __post_init__(self) -> None:
         note_lengths(self.seconds)
@@ -367,6 +372,8 @@ class Job:
             raise BadValue("excitation_gain", self.excitation_gain, str(err)) from None
         if self.batch < 1:
             raise BadValue("batch", self.batch, "must be at least 1")
+        if not (math.isfinite(self.level.gain) and self.level.gain > 0):
+            raise UserError(f"output gain {self.level.gain}: must be a positive number")
         if not self.sounds:
             raise UserError("nothing to render: no sounds selected")
 
@@ -406,10 +413,12 @@ class Job:
                 "seed": self.seed,
                 "temperature": self.temperature,
                 "excitation_gain": self.excitation_gain,
+                "output_gain": self.level.gain,
                 "engine": engine.name,
                 "sample_rate": SAMPLE_RATE,
                 "velocity_layers": "copies of one render scaled by velocity / 127",
             },
+            "level": self.level.to_dict(),
             "run": {"shard": list(self.shard) if self.shard else None, "batch": self.batch,
                     "execution_provider": getattr(engine, "execution_provider", None),
                     "nsynth_live": __version__},
@@ -427,6 +436,7 @@ class RenderReport:
     files_written: int = 0
     seconds: float = 0.0  # wall time of the render loop
     write_seconds: float = 0.0  # of which encoding and writing files
+    peak: float = 0.0  # loudest sample written by this run (after the output gain)
     instruments: list[Path] = field(default_factory=list)
     manifest: Path | None = None
 
@@ -497,7 +507,7 @@ def _render(job: Job, engine: Engine, manifest: dict[str, Any], progress: bool,
     report = RenderReport(items=len(items), manifest=path)
     _, todo = file_entries(job.files, items, job.velocities, job.out)
     report.skipped = len(items) - len(todo)
-    gains = [np.float32(velocity_gain(v)) for v in job.velocities]
+    gains = [np.float32(velocity_gain(v) * job.level.gain) for v in job.velocities]
     start = time.perf_counter()
     bar = tqdm(total=len(items), initial=report.skipped, unit="note", desc="render-bank", file=sys.stderr,
                disable=not progress, dynamic_ncols=True, smoothing=0.1)
@@ -506,6 +516,7 @@ def _render(job: Job, engine: Engine, manifest: dict[str, Any], progress: bool,
             chunk = todo[c0 : c0 + job.batch]
             audio = render_notes(engine, chunk, n_samples, hold, job.seed, job.temperature, job.excitation_gain)
             t_write = time.perf_counter()
+            report.peak = max(report.peak, float(np.abs(audio).max()) * float(max(gains)))
             writes = [(p, wav_bytes(row * g)) for it, row in zip(chunk, audio)
                       for p, g in zip(job.files(it), gains) if not p.exists()]  # never rewrite a finished file
             atomic_write_many(writes)

@@ -17,7 +17,7 @@ from typing import Any
 
 from nsynth_live.host.model_files import first_difference, read_json, short_json
 from nsynth_live.errors import UserError
-from nsynth_live.nsynth import atomic_write_bytes
+from nsynth_live.atomic import atomic_write_bytes
 
 FORMAT = "nsynth-live-render-bank"
 VERSION = 1

@@ -8,17 +8,16 @@ times, so every event lands on its sample; rendering runs as fast as the engine 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from nsynth_live.host import events as ev
+from nsynth_live.host.bank import Bank, Preset
 from nsynth_live.host.midi_in import parse_midi
 from nsynth_live.host.synth import Synth
-from nsynth_live import SAMPLE_RATE
+from nsynth_live import SAMPLE_RATE, wav
 from nsynth_live.errors import UserError
 
 
@@ -51,6 +50,31 @@ def read_midi(path: str | Path) -> list[TimedEvent]:
     return out
 
 
+def presets_played(timeline: list[TimedEvent], bank: Bank, start: str | int | None = 0) -> list[Preset] | None:
+    """The presets a timeline plays, for its level (:mod:`nsynth_live.level`).
+
+    Args:
+        start: the preset selected before the first event (name or index); None: a blend (XY pad).
+
+    Returns:
+        the start preset and every preset a program change selects, or None when anything else
+        may sound (blends by the XY pad or a mix), or a program change names no preset.
+    """
+    if start is None:
+        return None
+    keys: list[str | int] = [start]
+    for item in timeline:
+        e = item.event
+        if isinstance(e, ev.SelectPreset):
+            keys.append(e.preset)
+        elif isinstance(e, (ev.XY, ev.Mix, ev.Corners)):
+            return None
+    try:
+        return list({id(p): p for p in (bank.get(k) for k in keys)}.values())
+    except UserError:  # a program change past the bank: the host counts and ignores it
+        return None
+
+
 def render_events(synth: Synth, timeline: list[TimedEvent], tail_seconds: float = 8.0, progress: bool = False) -> np.ndarray:
     """Render a timeline: float32 [samples] at 16 kHz, until the last voice has released
     (or ``tail_seconds`` after the last event)."""
@@ -72,21 +96,10 @@ def render_events(synth: Synth, timeline: list[TimedEvent], tail_seconds: float 
 
 
 def write_wav(path: str | Path, audio: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
-    """16-bit WAV written atomically (resampled with soxr when ``rate`` is not 16 kHz)."""
-    import soundfile as sf
-
-    path = Path(path)
+    """16 kHz float audio [n] to a 16-bit WAV at ``rate`` (resampled with soxr when not 16 kHz),
+    written atomically by the project's WAV writer."""
     if rate != SAMPLE_RATE:
         import soxr
 
         audio = soxr.resample(audio, SAMPLE_RATE, rate, quality="HQ").astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".wav", dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, np.clip(audio, -1.0, 1.0), rate, subtype="PCM_16")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return wav.write_wav(path, audio, rate)

@@ -12,17 +12,14 @@ the bank.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from nsynth_live.host import render_manifest as rm
 from nsynth_live.host import sfz
-from nsynth_live import SAMPLE_RATE, __version__
+from nsynth_live import __version__
 from nsynth_live.errors import UserError
 
 SAMPLES = "samples"
@@ -32,15 +29,6 @@ SAMPLES = "samples"
 def note_file(stem: str, pitch: int, velocity: int) -> str:
     """``{sound}-{pitch:03d}-{velocity:03d}.wav``, as NSynth names its notes."""
     return f"{stem}-{pitch:03d}-{velocity:03d}.wav"
-
-
-def wav_bytes(audio: np.ndarray) -> bytes:
-    """float32 [n] in [-1, 1] -> a 16-bit 16 kHz mono WAV file's bytes."""
-    import soundfile as sf
-
-    buf = io.BytesIO()
-    sf.write(buf, np.clip(audio, -1.0, 1.0), SAMPLE_RATE, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
 
 
 def write_instruments(out: Path, sounds: Sequence[dict[str, Any]], pitches: Sequence[int],

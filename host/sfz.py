@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from nsynth_live.nsynth import atomic_write_bytes
+from nsynth_live.atomic import atomic_write_bytes
 
 RELEASE_SECONDS = 0.25
 """Fade after key-up: long enough not to click, short enough to stop with the key."""

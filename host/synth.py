@@ -153,10 +153,12 @@ class Synth:
         temperature: sampling temperature; None: the export's recommended one.
         excitation_gain: factor on the excitation (models with one); None: the export's
             recommended one. Both may change between blocks (attributes of the same names).
+        output_gain: the render's one level gain (:mod:`nsynth_live.level`), on top of the
+            velocity and ``/nsynth/gain`` gains.
     """
 
     def __init__(self, engine: Engine, bank: Bank, voices: int | None = None, seed: int = 0,
-                 temperature: float | None = None, excitation_gain: float | None = None):
+                 temperature: float | None = None, excitation_gain: float | None = None, output_gain: float = 1.0):
         bank.check_model(engine.cfg.hop, engine.cfg.bottleneck)
         self.engine = engine
         self.bank = bank
@@ -170,6 +172,7 @@ class Synth:
         self.temperature = decoding.temperature
         self.excitation_gain = decoding.excitation_gain
         self.gain = 1.0
+        self.output_gain = float(output_gain)
         self.sustain = False
         self.voices: OrderedDict[int, Voice] = OrderedDict()  # slot -> voice, oldest first
         self.clock = 0
@@ -416,7 +419,7 @@ class Synth:
                 cond[i, 1] = v.cond
                 switch[i] = n
             self._draw_noise(v.slot, noise[i])
-            self._levels[i] = velocity_gain(v.velocity) * self.gain
+            self._levels[i] = velocity_gain(v.velocity) * self.gain * self.output_gain
         exc = None
         if self.cfg.excitation_harmonics:
             exc = voice_excitation(self.cfg, [v.pitch for v in voices], np.array([v.t for v in voices]), n,

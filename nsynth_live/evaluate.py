@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,12 @@ import numpy as np
 import torch
 
 from nsynth_live import SAMPLE_RATE, mulaw
+from nsynth_live.atomic import atomic_write_text
 from nsynth_live.errors import UserError
 from nsynth_live.pitch import cents_off, note_f0
 from nsynth_live.sampling import Decoding
 from nsynth_live.spectral import multires_spectral_distance, plot_rainbowgrams
+from nsynth_live.wav import write_wav
 
 LN2 = math.log(2.0)
 IN_TUNE_CENTS = 50.0
@@ -252,7 +253,6 @@ def evaluate(
     Returns:
         the summary dict also written as ``results.json``.
     """
-    import soundfile as sf
     from tqdm import tqdm
 
     from nsynth_live.nsynth import load_examples, read_note, resolve_split
@@ -295,8 +295,8 @@ def evaluate(
                 baseline_spectral=multires_spectral_distance(orig, base),
             ))
             i = start + b
-            sf.write(out / "audio" / f"{info.note_str}.original.wav", orig, SAMPLE_RATE)
-            sf.write(out / "audio" / f"{info.note_str}.reconstruction.wav", recon[b], SAMPLE_RATE)
+            write_wav(out / "audio" / f"{info.note_str}.original.wav", orig)
+            write_wav(out / "audio" / f"{info.note_str}.reconstruction.wav", recon[b])
             if i < plots:
                 plot_rainbowgrams(
                     [(f"{info.note_str} original", orig), ("reconstruction", recon[b]),
@@ -310,9 +310,7 @@ def evaluate(
     summary.update({"model_path": str(model_path), "config": cfg.name, "split": split, "seconds": n_samples / SAMPLE_RATE,
                     "seed": seed, "temperature": decoding.temperature, "excitation_gain": decoding.excitation_gain,
                     "notes": [asdict(r) for r in results]})
-    tmp = out / ".results.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, out / "results.json")
+    atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 

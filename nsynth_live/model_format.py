@@ -47,6 +47,12 @@ REQUIRED_KEYS = (
 temperature and excitation gain the export recommends) is optional: an export without it
 decodes with temperature 1 and excitation gain 1."""
 
+JSON_ONLY_KEYS = ("level",)
+"""Optional keys that ``model.json`` holds and the ONNX files need not: measured after the export
+and changing no graph. ``level`` (:class:`nsynth_live.level.Level` as a dict: the loudest peak of
+a calibration render and the peak level the export recommends, written by ``nsynth-live
+calibrate-level``) sets the output gain of every player; an export without it plays at gain 1."""
+
 
 def array_digest(h: "hashlib._Hash", name: str, array: np.ndarray) -> None:
     """Feed one named tensor into a running sha256 (name, dtype, shape, little-endian bytes)."""

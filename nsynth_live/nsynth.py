@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ import numpy as np
 import soundfile as sf
 
 from nsynth_live import SAMPLE_RATE, gm
+from nsynth_live.atomic import atomic_write_bytes
 from nsynth_live.errors import UserError
 
 NOTE_SECONDS = 4
@@ -371,48 +371,6 @@ def json_lines_object(obj: Mapping[str, Any]) -> str:
     return "{\n" + ",\n".join(members) + "\n}\n"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the new one, never a part.
-
-    See :func:`atomic_write_many`.
-    """
-    atomic_write_many([(path, data)])
-
-
-def atomic_write_many(items: Sequence[tuple[Path, bytes]]) -> None:
-    """Write several files atomically: each to a temp file in its folder, fsync, rename.
-
-    The temp files share the folder (same file system, so the rename is atomic) and are all
-    written before any is fsync'ed: on ext4 the first fsync commits the others' data too,
-    several times cheaper than write-fsync-rename one file at a time, with the same
-    guarantee (a file appears under its name only once its data is on disk). On failure the
-    temp files are removed; files already renamed are complete.
-    """
-    pending: list[tuple[int | None, str, Path]] = []
-    try:
-        for path, data in items:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            pending.append((fd, tmp, path))
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        for i, (fd, tmp, path) in enumerate(pending):
-            assert fd is not None
-            os.fsync(fd)
-            os.close(fd)
-            pending[i] = (None, tmp, path)
-            os.replace(tmp, path)
-    except BaseException:
-        for fd, tmp, _ in pending:
-            if fd is not None:
-                os.close(fd)
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass  # already renamed into place
-        raise
-
-
 def count_notes(notes: Iterable[NoteInfo]) -> dict[str, Counter]:
     """Counts per family name, source name, pitch, velocity and instrument (for reports)."""
     counts: dict[str, Counter] = {
@@ -626,8 +584,6 @@ __all__ = [
     "SPLITS",
     "NSynthDataset",
     "NoteInfo",
-    "atomic_write_bytes",
-    "atomic_write_many",
     "check_wav",
     "count_notes",
     "json_lines_object",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from nsynth_live.atomic import atomic_open
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -39,8 +40,9 @@ def plot_training_curve(metrics: str | Path, png: str | Path) -> Path:
     ax.legend()
     fig.tight_layout()
     png = Path(png)
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, png)
+    try:
+        with atomic_open(png) as f:
+            fig.savefig(f, format="png")
+    finally:
+        plt.close(fig)
     return png

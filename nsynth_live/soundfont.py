@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import io
 import json
 import math
 import multiprocessing
@@ -51,16 +50,16 @@ from typing import Any
 import numpy as np
 
 from nsynth_live import SAMPLE_RATE, gm
+from nsynth_live.atomic import atomic_write_bytes, atomic_write_many
 from nsynth_live.errors import UserError
 from nsynth_live.int_list import parse_int_list
+from nsynth_live.wav import to_pcm16, wav_bytes
 from nsynth_live.nsynth import (
     AUDIO_DIR,
     EXAMPLES_JSON,
     NOTE_SAMPLES,
     SPLITS,
     NoteInfo,
-    atomic_write_bytes,
-    atomic_write_many,
     json_lines_object,
     note_str_of,
     write_examples,
@@ -342,7 +341,7 @@ class Renderer:
         except (ImportError, OSError) as err:
             raise UserError(
                 f"FluidSynth is not available ({err}); install the system library "
-                "(Debian/Ubuntu: apt install libfluidsynth3) and pyfluidsynth"
+                "(Debian/Ubuntu: apt install libfluidsynth3) and pyfluidsynth (pip install 'nsynth-live[train]')"
             ) from None
         settings = {
             "synth.reverb.active": 0,  # dry notes, like NSynth's
@@ -456,24 +455,6 @@ class Renderer:
 
     def close(self) -> None:
         self.synth.delete()
-
-
-def to_pcm16(audio: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Float [-1, 1) audio to int16 (x * 32768, rounded); True if any sample clipped."""
-    q = np.rint(audio.astype(np.float64) * 32768.0)
-    clipped = bool((q > 32767).any() or (q < -32768).any())
-    return np.clip(q, -32768, 32767).astype(np.int16), clipped
-
-
-def wav_bytes(pcm: np.ndarray) -> bytes:
-    """A canonical 16 kHz mono 16-bit PCM wav (44-byte header) holding ``pcm`` [T] int16."""
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(pcm.astype("<i2").tobytes())
-    return out.getvalue()
 
 
 def wav_is_complete(path: Path) -> bool:

@@ -13,6 +13,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from nsynth_live.atomic import atomic_open
+
 DEFAULT_FFTS = (2048, 1024, 512, 256, 128, 64)
 
 
@@ -146,7 +148,6 @@ def plot_rainbowgrams(
         panels: (title, waveform [T]) pairs.
         png: output path (written atomically).
     """
-    import os
 
     import matplotlib
 
@@ -165,8 +166,9 @@ def plot_rainbowgrams(
         ax.tick_params(colors="white")
         ax.set_yticks([])
     fig.tight_layout()
-    tmp = f"{png}.tmp.png"
-    fig.savefig(tmp, facecolor="black")
-    plt.close(fig)
-    os.replace(tmp, png)
+    try:
+        with atomic_open(png) as f:
+            fig.savefig(f, format="png", facecolor="black")
+    finally:
+        plt.close(fig)
     return png

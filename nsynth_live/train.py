@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import sys
 import time
@@ -28,6 +27,7 @@ from nsynth_live import checkpoint as ckpt_io
 from nsynth_live import distributed, mulaw
 from nsynth_live.configs import ModelConfig, get_config
 from nsynth_live.ema import EMA
+from nsynth_live.atomic import atomic_write_text
 from nsynth_live.errors import UserError
 from nsynth_live.schedule import lr_at, paper_schedule
 
@@ -377,9 +377,7 @@ class Trainer:
         if not self.dist.is_main or not path.exists():
             return
         kept = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
-        tmp = path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(ln + "\n" for ln in kept))
-        os.replace(tmp, path)
+        atomic_write_text(path, "".join(ln + "\n" for ln in kept))
 
     # -- the loop
 
@@ -502,8 +500,8 @@ class Trainer:
         s = self.s
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "settings.json").write_text(json.dumps(asdict(s), indent=2) + "\n")
-            (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+            atomic_write_text(self.out / "settings.json", json.dumps(asdict(s), indent=2) + "\n")
+            atomic_write_text(self.out / "config.json", json.dumps(self.cfg.to_dict(), indent=2) + "\n")
         self._trim_metrics()
         self._tb = _tensorboard(self.out) if self.dist.is_main else None
         if self._retuned and self.dist.is_main:

@@ -3,7 +3,7 @@
 # system packages (PortAudio, JACK, FluidSynth, a small GM soundfont, Pure Data for the example
 # patch's tests, Chromium for the browser pad's), a venv in .venv,
 # torch pinned to the CPU wheel *before* the project (so pip never pulls a CUDA build),
-# then the project itself with its dev extras.
+# then the project itself with its training (torch, pyfluidsynth, matplotlib) and dev extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,8 +36,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     echo "setup: installing $TORCH_PIN"
     .venv/bin/pip install -q "$TORCH_PIN" 2>&1 | grep -v '^WARNING: Location' || true
 fi
-echo "setup: installing nsynth-live (editable) and its dependencies"
-.venv/bin/pip install -q -e '.[dev]' 2>&1 | grep -v -e '^WARNING: Location' -e '^ *$' || true
+echo "setup: installing nsynth-live (editable) with its train and dev extras"
+.venv/bin/pip install -q -e '.[train,dev]' 2>&1 | grep -v -e '^WARNING: Location' -e '^ *$' || true
 .venv/bin/python -c "import nsynth_live, torch, onnxruntime, fluidsynth, sounddevice, numba, matplotlib" \
     || { echo "setup: the environment is incomplete" >&2; exit 1; }
 echo "setup: ready (.venv/bin/nsynth-live)"

@@ -4,7 +4,8 @@
 #   default: training/live-sine -> presets/default, recommending temperature 0.3, excitation gain 3.5
 # 1. export the run's EMA weights to DEST/model (ONNX + model.json, atomically), recommending the
 #    decoding settings T and G (model.json 'decoding': every command uses them unless told otherwise)
-# 2. encode the preset bank from the dataset's notes (training/make_bank.py) into DEST/bank
+# 2. encode the preset bank from the dataset's notes (training/make_bank.py) into DEST/bank, and
+#    calibrate the export's output level with it (model.json 'level': every render's one gain)
 # 3. measure pitch accuracy and timbre spread over MIDI 36-84 with every preset, with the
 #    recommended settings (DEST/pitch_accuracy.json) and with the neutral ones, T = 1 and G = 1
 #    (DEST/pitch_accuracy_neutral.json)
@@ -20,13 +21,14 @@ NL=.venv/bin/nsynth-live
 mkdir -p "$DEST"
 $NL export --checkpoint "$RUN" --out "$DEST/model" --force --temperature "$TEMPERATURE" --excitation-gain "$EXCITATION_GAIN"
 $PY training/make_bank.py --model "$DEST/model" --out "$DEST/bank"
+$NL calibrate-level --model "$DEST/model" --bank "$DEST/bank"
 DATA=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["data"])' "$RUN/settings.json")
 $PY bench/pitch_accuracy.py --model "$DEST/model" --bank "$DEST/bank" --pitches 36-84 --seconds 2 \
     --reference-data "$DATA" --json "$DEST/pitch_accuracy.json" | tail -3
 $PY bench/pitch_accuracy.py --model "$DEST/model" --bank "$DEST/bank" --pitches 36-84 --seconds 2 \
     --temperature 1 --excitation-gain 1 --json "$DEST/pitch_accuracy_neutral.json" | tail -3
 $PY - "$RUN" "$DEST" <<'EOF'
-import json, sys
+import json, math, sys
 from pathlib import Path
 
 run, dest = Path(sys.argv[1]), Path(sys.argv[2])
@@ -68,6 +70,11 @@ lines += [
     "`training/make_bank.py`; corners " + ", ".join(bank.get("corners") or []) + ".",
     f"- **Decoding** (recommended in `model.json`, used by every command unless `--temperature` / "
     f"`--excitation-gain` say otherwise): temperature {dec['temperature']:g}, excitation gain {dec['excitation_gain']:g}.",
+] + ([
+    f"- **Level** (`model.json` 'level', `nsynth-live calibrate-level`): the loudest preset note peaks at "
+    f"{20 * math.log10(model['level']['reference_peak']):.1f} dBFS at gain 1 ({model['level']['calibration']['loudest']}); "
+    f"every render applies one gain that brings the loudest of the presets it plays to {model['level']['target_dbfs']:g} dBFS.",
+] if model.get("level") else []) + [
     f"- **Pitch accuracy** (`bench/pitch_accuracy.py`, every preset x MIDI 36-84, 2 s notes): "
     f"**{100 * pitch['in_tune']:.1f}%** of {len(pitch['notes'])} notes within 50 cents with the recommended decoding; "
     f"{100 * neutral['in_tune']:.1f}% with temperature 1 and excitation gain 1.",

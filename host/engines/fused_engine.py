@@ -30,6 +30,22 @@ from nsynth_live.host.engines import fused_kernels as K
 from nsynth_live.configs import N_CLASSES, ModelConfig, history_length
 from nsynth_live.ring_layout import RingLayout
 
+COMPILE_NOTICE = "nsynth-live: compiling the fused engine (first start only, ~20 s)..."
+"""What a start with a cold compile cache says, once, on stderr."""
+
+
+def compile_cache_is_cold() -> bool:
+    """Whether numba's on-disk cache lacks the compiled block kernel (so starting compiles it).
+
+    Reads the cache index only (no compile, well under a millisecond); an index of another
+    version of the source counts as empty, as numba treats it.
+    """
+    try:
+        return not K.run_block._cache._cache_file._load_index()
+    except Exception:  # numba's cache internals moved: say nothing rather than guess
+        return False
+
+
 _EMPTY_LOGITS = np.zeros((0, 0, 0), np.float32)
 _EMPTY_FEED = np.zeros((0, 0), np.int64)
 _EMPTY_EXC = np.zeros((0, 0, 0), np.float32)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from nsynth_live.atomic import atomic_write_text
 
 from nsynth_live.errors import UserError
 
@@ -48,8 +49,6 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(report, indent=2) + "\n")
     except OSError as err:
         raise UserError(f"{path}: cannot write the report ({err.strerror or err})") from None

@@ -4,7 +4,8 @@ Each subcommand lives in its own module of this package with ``register(subparse
 imports (torch, onnxruntime) happen inside the handlers so ``--help`` is instant and host
 commands never pull in torch. A :class:`~nsynth_live.errors.UserError` becomes one line on
 stderr and exit status 2; a :class:`~nsynth_live.errors.BadValue` from a library function names
-the flag that set the value.
+the flag that set the value; a command that needs the ``train`` extra
+(torch, pyfluidsynth, matplotlib) where the base install left it out says which extra to install.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ COMMAND_MODULES = [
     "nsynth_live.cli.train",
     "nsynth_live.cli.evaluate",
     "nsynth_live.cli.export",
+    "nsynth_live.cli.level",
     "nsynth_live.cli.encode",
     "nsynth_live.cli.presets",
     "nsynth_live.cli.play",
@@ -30,6 +32,16 @@ COMMAND_MODULES = [
     "nsynth_live.cli.render_bank",
     "nsynth_live.cli.bench",
 ]
+
+
+TRAIN_EXTRA_MODULES = {"torch": "torch", "fluidsynth": "pyfluidsynth", "matplotlib": "matplotlib",
+                       "sklearn": "scikit-learn", "librosa": "librosa"}
+"""Import name -> distribution of the modules that only ``pip install 'nsynth-live[train]'`` brings."""
+
+
+def missing_extra(err: ModuleNotFoundError) -> str | None:
+    """The ``train`` extra's distribution whose absence raised ``err``, or None for any other module."""
+    return TRAIN_EXTRA_MODULES.get((err.name or "").partition(".")[0])
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except UserError as err:
         print(f"nsynth-live {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        dist = missing_extra(err)
+        if dist is None:
+            raise
+        print(f"nsynth-live {args.command}: error: this command needs {dist}, which the base install leaves out; "
+              "install the training stack with: pip install 'nsynth-live[train]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nsynth-live {args.command}: interrupted", file=sys.stderr)

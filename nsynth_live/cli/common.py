@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import Any
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -57,6 +59,42 @@ def check_decoding(args: argparse.Namespace) -> None:
                 raise UserError(f"{flag} {value}: {err}") from None
 
 
+LEVEL_OFF = "off"
+
+
+def parse_level(text: str) -> float | str:
+    """``--level``: a peak in dBFS (``-3``, ``-3dBFS``) or ``off``."""
+    from nsynth_live.level import parse_dbfs
+
+    if text.strip().lower() == LEVEL_OFF:
+        return LEVEL_OFF
+    try:
+        return parse_dbfs(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{err} (or off)") from None
+
+
+def resolve_output_gain(args: argparse.Namespace, info: Any, sounds: Sequence[tuple[str, str]] | None = None) -> Any:
+    """The :class:`nsynth_live.level.OutputGain` of ``--level`` for an export and what it will play.
+
+    Args:
+        info: the :class:`~nsynth_live.host.model_files.ExportInfo`.
+        sounds: (preset name, trajectory hash) of everything the render may play; None: anything.
+
+    Raises:
+        UserError: ``--level DBFS`` for an export without a level calibration.
+    """
+    from nsynth_live.errors import UserError
+    from nsynth_live.level import output_gain
+
+    off = args.level == LEVEL_OFF
+    try:
+        return output_gain(info.level, None if off else args.level, off=off, sounds=sounds,
+                           where=f"--level: export {info.root}")
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+
 def add_player_args(p: argparse.ArgumentParser) -> None:
     """The model, bank, engine, noise and decoding flags that ``play``, ``render-midi`` and
     ``render-bank`` share (one definition, one set of defaults)."""
@@ -66,4 +104,9 @@ def add_player_args(p: argparse.ArgumentParser) -> None:
                    help="auto: ort on a GPU, else the fused CPU engine for small models (default auto)")
     p.add_argument("--threads", type=int, help="engine threads (default: the engine's)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--level", type=parse_level, default=None, metavar="DBFS|off",
+                   help="one output gain bringing the loudest of the presets played to this peak in dBFS, e.g. -3 "
+                   "or --level=-3dBFS "
+                   "(default: the model's recommended level, model.json 'level'; exports without one play at "
+                   "gain 1); off: the model's own level")
     add_decoding_args(p)

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(an embedding trajectory) of BANK, created if missing. All files or none are added.",
     )
     p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files (WAV, FLAC, OGG, AIFF, MP3, ...)")
-    p.add_argument("--model", required=True, metavar="EXPORT", help="export directory (from nsynth-live export)")
+    p.add_argument("--model", metavar="EXPORT", help="export directory (default: the shipped default)")
     p.add_argument("--bank", required=True, metavar="DIR", help="bank folder (created if missing)")
     p.add_argument("--name", help="preset name (one AUDIO only; default: the file name without extension)")
     p.add_argument("--pitch", type=int, help="MIDI pitch of the note(s) (default: estimated)")
@@ -25,10 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _encode(args: argparse.Namespace) -> int:
+    from nsynth_live.host.defaults import model_or_default
     from nsynth_live.host.encode import encode_files
 
     presets = encode_files(
-        args.audio, args.model, args.bank, name=args.name, pitch=args.pitch,
+        args.audio, model_or_default(args.model), args.bank, name=args.name, pitch=args.pitch,
         tags=[t for t in args.tags.split(",") if t], bank_name=args.bank_name, replace=args.replace,
     )
     for p in presets:

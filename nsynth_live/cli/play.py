@@ -47,7 +47,7 @@ def _play(args: argparse.Namespace) -> int:
         temperature=args.temperature, excitation_gain=args.excitation_gain, device=device,
         midi=not args.no_midi, midi_in=args.midi_in, midi_api=args.midi_api, osc_host=args.osc_host,
         osc_port=args.osc_port, voices=args.voices, block=args.block, status_line=not args.quiet, web_port=args.web, web_host=args.web_host,
-        reconnect=args.reconnect,
+        reconnect=args.reconnect, level=args.level,
     ))
 
 

@@ -39,24 +39,32 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _render_midi(args: argparse.Namespace) -> int:
     import time
 
+    import numpy as np
+
     from nsynth_live.host import events as ev
     from nsynth_live.host.bank import load_bank
     from nsynth_live.host.defaults import bank_or_default, model_or_default
     from nsynth_live.host.engines import open_engine
-    from nsynth_live.host.render_midi import read_midi, render_events, write_wav
+    from nsynth_live.host.render_midi import presets_played, read_midi, render_events, write_wav
+    from nsynth_live.host.model_files import load_export
     from nsynth_live.host.synth import Synth
-    from nsynth_live.cli.common import check_decoding
+    from nsynth_live.cli.common import check_decoding, resolve_output_gain
     from nsynth_live.errors import UserError
+    from nsynth_live.level import sound_key, to_dbfs
 
     check_decoding(args)
     if not 8000 <= args.rate <= 192000:
         raise UserError(f"--rate {args.rate}: must be 8000..192000 Hz")
     timeline = read_midi(args.midi)
     bank = load_bank(bank_or_default(args.bank))
-    engine = open_engine(model_or_default(args.model), args.engine, max_voices=args.voices + 2, threads=args.threads)
+    info = load_export(model_or_default(args.model))
+    start = None if args.xy is not None else (int(args.preset) if args.preset and args.preset.isdigit() else args.preset or 0)
+    played = presets_played(timeline, bank, start)
+    level = resolve_output_gain(args, info, None if played is None else [sound_key(p.name, p.embedding) for p in played])
+    engine = open_engine(info, args.engine, max_voices=args.voices + 2, threads=args.threads)
     try:
         synth = Synth(engine, bank, voices=args.voices, seed=args.seed, temperature=args.temperature,
-                      excitation_gain=args.excitation_gain)
+                      excitation_gain=args.excitation_gain, output_gain=level.gain)
         if args.preset is not None:
             synth.apply(ev.SelectPreset(int(args.preset) if args.preset.isdigit() else args.preset), strict=True)
         elif args.xy is not None:
@@ -70,6 +78,8 @@ def _render_midi(args: argparse.Namespace) -> int:
         engine.close()
     write_wav(args.out, audio, args.rate)
     secs = len(audio) / 16000
-    print(f"{args.out}: {secs:.1f} s of audio, {synth.stats.notes} notes, rendered in {took:.1f} s "
+    peak = float(np.abs(audio).max()) if len(audio) else 0.0
+    print(f"{args.out}: {secs:.1f} s of audio, {synth.stats.notes} notes, peak {to_dbfs(peak):.1f} dBFS "
+          f"(output gain {level.gain:.2f}: {level.source}), rendered in {took:.1f} s "
           f"({secs / max(took, 1e-9):.2f}x real time, engine {engine.name})")
     return 0

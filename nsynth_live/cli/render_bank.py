@@ -56,8 +56,10 @@ def _render_bank(args: argparse.Namespace) -> int:
     from nsynth_live.host.defaults import bank_or_default, model_or_default
     from nsynth_live.host.engines import open_engine
     from nsynth_live.host.model_files import load_export
+    from nsynth_live.cli.common import resolve_output_gain
     from nsynth_live.errors import UserError
     from nsynth_live.int_list import parse_int_list
+    from nsynth_live.level import sound_key, to_dbfs
 
     # Every check that can fail runs before anything is written.
     check_decoding(args)
@@ -71,9 +73,10 @@ def _render_bank(args: argparse.Namespace) -> int:
     bank.check_model(info.config.hop, info.config.bottleneck)
     sounds, selection = rb.select_sounds(bank, info.config.hop, args.presets, args.grid)
     decoding = info.decoding.override(args.temperature, args.excitation_gain)
+    level = resolve_output_gain(args, info, [sound_key(s.name, s.embedding) for s in sounds])
     job = rb.Job(Path(args.out), sounds, pitches, velocities, seconds=args.seconds, seed=args.seed,
                  temperature=decoding.temperature, excitation_gain=decoding.excitation_gain, shard=shard,
-                 batch=args.batch, selection=selection,
+                 batch=args.batch, selection=selection, level=level,
                  bank_name=bank.name, bank_path=str(Path(bank.path).resolve()))
     todo = len(rb.items_of(sounds, pitches, shard))
     engine = open_engine(info, args.engine, max_voices=max(1, min(args.batch, todo)), threads=args.threads)
@@ -83,9 +86,11 @@ def _render_bank(args: argparse.Namespace) -> int:
         engine.close()
     rate = report.rendered / report.seconds if report.seconds > 0 else 0.0
     where = f"shard {shard[0]}/{shard[1]}: " if shard else ""
+    loudest = f", loudest note {to_dbfs(report.peak):.1f} dBFS" if report.rendered else ""
     print(f"{job.out}: {where}{report.items} notes x {len(velocities)} velocities, {report.skipped} already there, "
           f"rendered {report.rendered} in {report.seconds:.1f} s ({rate:.2f} notes/s, engine {engine.name}); "
-          f"{len(report.instruments)} .sfz; {report.manifest.name}")
+          f"output gain {level.gain:.2f} ({level.source}){loudest}; {len(report.instruments)} .sfz; "
+          f"{report.manifest.name}")
     if shard:
         print(f"when every shard is done: nsynth-live render-bank-merge {job.out}")
     return 0

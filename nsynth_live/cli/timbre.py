@@ -48,7 +48,7 @@ def run_timbre(args: argparse.Namespace) -> int:
     from nsynth_live import timbre
     from nsynth_live.host.bank import load_bank
     from nsynth_live.host.defaults import bank_or_default, model_or_default
-    from nsynth_live.nsynth import atomic_write_bytes
+    from nsynth_live.atomic import atomic_write_bytes
 
     check_decoding(args)
     if args.step < 1 or args.batch < 1 or args.pairs < 0 or not args.seconds >= 1.0:
