@@ -81,8 +81,9 @@ class WaveNetAutoencoder(nn.Module):
                 ``excitation_harmonics``; see ``TrainSettings.excitation_lock``).
             phase: optional [B, T] fundamental phase of the learned source (configs with
                 ``source_harmonics``; the locked phase in training), instead of the free-running one.
-            return_excitation: also return the excitation the decoder saw ([B, E, T] float32, or
-                None for configs without one): the learned source's spectral loss needs it.
+            return_excitation: also return the excitation ([B, E, T] float32, or None for configs
+                without one); for a learned source, at the audio's own level (the decoder hears it
+                normalised, :meth:`~nsynth_live.decoder.Decoder.source`): its spectral loss needs it.
 
         Returns:
             logits [B, 256, T] (and the excitation, with ``return_excitation``).
@@ -90,9 +91,10 @@ class WaveNetAutoencoder(nn.Module):
         x = self._network_input(audio)[1]
         past = x if input_noise is None else x + input_noise.to(x.dtype)
         embedding = self.encoder(x)
+        heard = excitation
         if self.decoder.source_net is not None and excitation is None:
-            excitation = self.decoder.source(embedding, pitch, audio.shape[-1], 0, phase)
-        logits = self.decoder(past, embedding, pitch, exc=excitation)
+            heard, excitation = self.decoder.source(embedding, pitch, audio.shape[-1], 0, phase, raw=True)
+        logits = self.decoder(past, embedding, pitch, exc=heard)
         return (logits, excitation) if return_excitation else logits
 
     def loss(self, audio: torch.Tensor, pitch: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -325,23 +325,34 @@ class Decoder(nn.Module):
         self.source_net = SourceNet(cfg) if cfg.source_harmonics else None
 
     def source(self, embedding: torch.Tensor, pitch: torch.Tensor, n: int, offset: int = 0,
-               phase: torch.Tensor | None = None) -> torch.Tensor:
+               phase: torch.Tensor | None = None, raw: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The learned harmonic source of configs with ``source_harmonics`` (the excitation).
+
+        The decoder hears it at unit level: the harmonic sum divided, sample by sample, by the
+        norm of its amplitudes, so its RMS is a unit sine's whatever the note's loudness (the
+        loudness is the embedding's to carry) and a source of the fundamental alone *is*
+        ``live-sine``'s first harmonic, from which a run may start (``--init-from``). Timbre is
+        the shape of the spectrum, which the normalisation keeps. The spectral loss needs the
+        source at the audio's own level: ``raw`` returns that too.
 
         Args:
             embedding: [B, bottleneck, F]; pitch: [B] MIDI notes.
             n: samples, from sample ``offset`` of the note.
             phase: [B, n] fundamental phase (training: :func:`~nsynth_live.excitation.locked_phase`);
                 None: the free-running ``2 pi f0 t`` from the note's start.
+            raw: also return the un-normalised harmonic sum and quadrature.
 
         Returns:
-            [B, 2, n] (float32, float64 for float64 weights): the harmonic sum and its quadrature.
+            [B, 2, n] (float32, float64 for float64 weights): the normalised harmonic sum and its
+            quadrature (and, with ``raw``, the same at the amplitudes' own level).
         """
         c = conditioning_input(embedding, pitch, True)
         amps = upsample_frames(self.source_net(c, pitch), n, self.cfg.hop, offset)  # [B, K, n]
         if phase is None:
             phase = free_phase(pitch, n, offset)
-        return harmonic_source(amps, phase)
+        sums = harmonic_source(amps, phase)
+        unit = sums / torch.sqrt((amps * amps).sum(1, keepdim=True) + 1e-12)
+        return (unit, sums) if raw else unit
 
     def forward(
         self,

@@ -166,3 +166,21 @@ def test_a_run_may_start_from_a_sine_runs_weights(nsynth_tiny, tmp_path):
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-6)
     res = pytest.raises(Exception, train, _settings(nsynth_tiny, tmp_path / "bad", init_from=str(tmp_path / "none")))
     assert "--init-from" in str(res.value)
+
+
+def test_the_decoder_hears_the_source_at_unit_level_and_the_loss_at_its_own():
+    torch.manual_seed(5)
+    m = WaveNetAutoencoder(get_config("tiny-hn")).eval()
+    emb, pitch = torch.randn(2, 16, 3), torch.tensor([45, 64])
+    with torch.no_grad():
+        unit, sums = m.decoder.source(emb, pitch, 1500, raw=True)
+        amps = upsample_frames(m.decoder.source_net(conditioning_input(emb, pitch, True), pitch), 1500, 512)
+    norm = torch.sqrt((amps**2).sum(1, keepdim=True))
+    torch.testing.assert_close(unit * norm, sums, rtol=1e-4, atol=1e-6)
+    # sin and cos of each harmonic are orthogonal over whole periods: the pair's power is 1
+    # whatever the level; a louder embedding changes the raw source only.
+    power = (unit**2).sum(1).mean(-1)
+    assert torch.allclose(power, torch.ones(2), atol=0.05)
+    with torch.no_grad():
+        logits, raw = m(torch.zeros(2, 1024), pitch, return_excitation=True)
+    assert raw.shape == (2, 2, 1024) and logits.shape == (2, 256, 1024)
