@@ -20,7 +20,7 @@ import numpy as np
 
 from nsynth_live.atomic import atomic_write_bytes
 from nsynth_live.errors import UserError
-from nsynth_live.exporters.metadata import MODEL_JSON
+from nsynth_live.model_format import MODEL_JSON
 from nsynth_live.host.bank import Bank
 from nsynth_live.host.engines import Engine
 from nsynth_live.host.model_files import ExportInfo, load_export, read_model_json

@@ -33,14 +33,14 @@ def _calibrate(args: argparse.Namespace) -> int:
     from nsynth_live.host.defaults import bank_or_default, model_or_default
     from nsynth_live.host.engines import open_engine
     from nsynth_live.host.model_files import load_export
-    from nsynth_live.host.render_bank import parse_pitches
+    from nsynth_live.int_list import parse_int_list
     from nsynth_live.level import parse_dbfs, to_dbfs
 
     try:
         target = parse_dbfs(args.target)
     except ValueError as err:
         raise UserError(f"--target: {err}") from None
-    pitches = parse_pitches(args.pitches)
+    pitches = parse_int_list(args.pitches, "--pitches", 0, 127)
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads {args.threads}: must be at least 1")
     export = model_or_default(args.model)
