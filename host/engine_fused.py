@@ -94,12 +94,19 @@ class FusedEngine:
             measured faster and steadier on the 2-core development CPU (bench/bench_fused.py).
         warmup: run one tiny block at construction so that the first real-time call neither
             compiles nor loads anything (the compiled code is cached on disk by numba).
+        kernel: ``"native"`` (the C kernel of :mod:`host.fused_native`, compiled on first use),
+            ``"numba"`` (:mod:`host.fused_kernels`), or ``"auto"``: native where it builds here,
+            else numba with one line on stderr saying why. None: ``$NSYNTH_FUSED_KERNEL`` or auto.
+            The native kernel runs its shares on the thread pool (``parallel="pool"``).
+        isa: the native kernel's build (``auto``, ``avx512``, ``avx2``, ``generic``; None:
+            ``$NSYNTH_FUSED_ISA`` or auto, the best this CPU runs).
     """
 
     name = "fused"
 
     def __init__(self, cfg: ModelConfig, weights: Mapping[str, np.ndarray], max_voices: int = 16,
-                 threads: int = 2, warmup: bool = True, parallel: str = "pool"):
+                 threads: int = 2, warmup: bool = True, parallel: str = "pool", kernel: str | None = None,
+                 isa: str | None = None):
         if parallel not in ("pool", "prange"):
             raise ValueError(f"fused engine: parallel must be 'pool' or 'prange', got {parallel!r}")
         if max_voices < 1:
@@ -134,11 +141,38 @@ class FusedEngine:
         )
         self._sz = np.zeros((threads, N_CLASSES), np.float32)
         self._scdf = np.zeros((threads, N_CLASSES), np.float32)
+        self._native = self._open_native(kernel, isa)
+        self.kernel = "numba" if self._native is None else f"native-{self._native.isa}"
         use_pool = threads > 1 and parallel == "pool"
         self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="fused") if use_pool else None
         self._lock = threading.Lock()  # one call at a time: the scratch and state are shared
         if warmup:
             self._warmup()
+
+    def _open_native(self, kernel: str | None, isa: str | None):
+        """The native kernel over this engine's weights and state, or None for the numba one."""
+        import os
+        import sys
+
+        from nsynth_live.host import fused_native
+
+        kernel = kernel or os.environ.get("NSYNTH_FUSED_KERNEL") or "auto"
+        if kernel not in ("auto", "native", "numba"):
+            raise ValueError(f"fused engine: kernel must be auto, native or numba, got {kernel!r}")
+        if kernel == "numba" or (kernel == "auto" and self.parallel == "prange"):
+            return None
+        if self.parallel == "prange":
+            raise ValueError("fused engine: the native kernel runs on the thread pool (parallel='pool')")
+        cfg = self.cfg
+        dims = (cfg.decoder_layers, cfg.residual, cfg.skip, cfg.decoder_kernel)
+        try:
+            return fused_native.NativeStep(self._w, dims, self.hist, self.x_hist, self.t_pos, self._offsets,
+                                           self._dilations, self.threads, isa)
+        except fused_native.NativeUnavailable as err:
+            if kernel == "native":
+                raise ValueError(f"fused engine: the native kernel is unavailable: {err}") from err
+            print(f"fused engine: using the numba kernel (native kernel unavailable: {err})", file=sys.stderr)
+            return None
 
     @classmethod
     def from_export(cls, export_dir: str | Path, **kwargs) -> FusedEngine:
@@ -276,6 +310,15 @@ class FusedEngine:
         common = (idx, n, cond, switch, noise, temp, out, logits_out, feed, exc, self._w.exc_w, self.hist, self.x_hist, self.t_pos,
                   self._offsets, self._dilations) + self._w.args() + self._scratch
         shares = self._shares(nv)
+        if self._native is not None:
+            call = self._native.call(idx, cond, switch, noise, temp, out, logits_out, feed, exc)
+            with self._lock:
+                futures = [self._pool.submit(self._native.run, call, lo, hi, w)
+                           for w, (lo, hi) in enumerate(shares[1:], 1)] if self._pool is not None else []
+                self._native.run(call, *shares[0], 0)
+                for f in futures:
+                    f.result()
+            return out
         with self._lock:
             if self.parallel == "prange" and len(shares) > 1:
                 import numba
