@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nsynth_live.host.engine_fused import FusedEngine  # noqa: E402
+from nsynth_live.host.engines.fused_engine import FusedEngine  # noqa: E402
 from nsynth_live.configs import N_CLASSES, ModelConfig, flops_per_sample, get_config  # noqa: E402
 from nsynth_live.sampling import NoiseStream  # noqa: E402
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nsynth_live.exporters.export import export_random  # noqa: E402
 from nsynth_live.host import render_bank as rb  # noqa: E402
 from nsynth_live.host.bank import Bank, Preset, load_bank, save_bank  # noqa: E402
-from nsynth_live.host.engine import open_engine  # noqa: E402
+from nsynth_live.host.engines import open_engine  # noqa: E402
 from nsynth_live.host.model_files import load_export  # noqa: E402
 from nsynth_live.host.trajectory import default_regions  # noqa: E402
 from nsynth_live import SAMPLE_RATE  # noqa: E402

@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nsynth_live.host.bank import load_bank  # noqa: E402
-from nsynth_live.host.engine import open_engine, render_frames  # noqa: E402
+from nsynth_live.host.engines import open_engine, render_frames  # noqa: E402
 from nsynth_live import mulaw, sampling  # noqa: E402
 from nsynth_live.pitch import cents_off, harmonic_fraction, harmonic_profile, note_f0, profile_spread  # noqa: E402
 

@@ -95,7 +95,7 @@ def encode_files(
     Returns:
         the new presets.
     """
-    from nsynth_live.host.engine_ort import OrtFrontEnd
+    from nsynth_live.host.engines.onnx_sessions import OrtFrontEnd
     from nsynth_live.host.model_files import load_export
 
     if not files:

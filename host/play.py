@@ -15,7 +15,7 @@ def play(args: argparse.Namespace) -> int:
     """Run until Ctrl-C or SIGTERM. Returns the exit status."""
     from nsynth_live.host.bank import load_bank
     from nsynth_live.host.defaults import bank_or_default, model_or_default
-    from nsynth_live.host.engine import open_engine
+    from nsynth_live.host.engines import open_engine
     from nsynth_live.host.player import Player
     from nsynth_live.host.synth import Synth
     from nsynth_live.cli.common import check_decoding

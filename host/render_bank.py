@@ -6,7 +6,7 @@ y = j/(N-1), as the XY pad plays it; a grid point on a corner *is* that corner's
 note is played as the live host plays a key held for ``seconds - 1`` s (NSynth: 4 s notes, key up
 at 3 s; notes under 2 s are released half-way): the trajectory's attack, its sustain region held while the key is down, then its release
 frames (:class:`host.trajectory.Cursor`); conditioning comes from :meth:`Engine.condition` and
-samples from :meth:`Engine.render`, exactly as :func:`host.engine.render_frames` does.
+samples from :meth:`Engine.render`, exactly as :func:`nsynth_live.host.engines.render_frames` does.
 
 The model has no velocity input: each (sound, pitch) is rendered once and its velocity layers
 are copies scaled by the host's velocity gain (:func:`host.synth.velocity_gain`).
@@ -41,7 +41,7 @@ import numpy as np
 from nsynth_live.host import render_manifest as rm
 from nsynth_live.host.render_output import SAMPLES, note_file, wav_bytes, write_instruments
 from nsynth_live.host.bank import Bank, slug
-from nsynth_live.host.engine import Engine, voice_excitation
+from nsynth_live.host.engines import Engine, voice_excitation
 from nsynth_live.host.model_files import ExportInfo
 from nsynth_live.host.synth import FADE_SAMPLES, velocity_gain
 from nsynth_live.host.trajectory import Cursor, bilinear, default_regions
@@ -286,7 +286,7 @@ def stream_classes(engine: Engine, slots: Sequence[int], embedding: np.ndarray, 
                    noise: NoiseStream, temperature: float, excitation_gain: float = 1.0) -> np.ndarray:
     """Generate ``n_samples`` per voice from per-frame embeddings, conditioning a window at a time.
 
-    The same calls as :func:`host.engine.render_frames` (blocks of one hop, aligned to frames),
+    The same calls as :func:`nsynth_live.host.engines.render_frames` (blocks of one hop, aligned to frames),
     but the conditioning [V, frames, C] is computed :data:`COND_WINDOW` frames at a time rather
     than for the whole note at once.
 

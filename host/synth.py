@@ -21,7 +21,7 @@ import numpy as np
 
 from nsynth_live.host import events as ev
 from nsynth_live.host.bank import Bank
-from nsynth_live.host.engine import Engine, voice_excitation
+from nsynth_live.host.engines import Engine, voice_excitation
 from nsynth_live.host.trajectory import Cursor, bilinear, default_regions, mix
 from nsynth_live import mulaw, sampling
 from nsynth_live.errors import UserError

@@ -70,7 +70,7 @@ class EngineBackend:
     teacher-forced logits, the reconstruction its generation with the same noise rule."""
 
     def __init__(self, export: Path, kind: str = "auto", max_voices: int = 8):
-        from nsynth_live.host.engine import open_engine
+        from nsynth_live.host.engines import open_engine
 
         self.engine = open_engine(export, kind, max_voices=max_voices)
         self.cfg = self.engine.cfg
@@ -79,7 +79,7 @@ class EngineBackend:
     def nll_and_embedding(self, audio: np.ndarray, pitch: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Teacher-forced NLL [B] (bits/sample) of ``audio`` [B, T] and its embedding, block by
         block: each block's logits are reduced at once, never kept for the whole note."""
-        from nsynth_live.host.engine import voice_excitation
+        from nsynth_live.host.engines import voice_excitation
 
         eng, hop = self.engine, self.cfg.hop
         emb = eng.encode(audio)
@@ -108,7 +108,7 @@ class EngineBackend:
         return nats / n / LN2, emb
 
     def generate(self, emb, pitch, n, seed, decoding, voices):
-        from nsynth_live.host.engine import render_frames
+        from nsynth_live.host.engines import render_frames
         from nsynth_live import sampling
 
         eng = self.engine

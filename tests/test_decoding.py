@@ -18,7 +18,7 @@ import torch
 
 from nsynth_live.exporters.export import export_model
 from nsynth_live.host.bank import Bank, Preset, save_bank
-from nsynth_live.host.engine import open_engine, render_frames
+from nsynth_live.host.engines import open_engine, render_frames
 from nsynth_live.host.model_files import load_export
 from nsynth_live.host.trajectory import default_regions
 from nsynth_live import sampling

@@ -1,4 +1,4 @@
-"""The fused engine (host/engine_fused.py): compiled numba code, checked against the PyTorch model.
+"""The fused engine (host/engines/fused_engine.py): compiled numba code, checked against the PyTorch model.
 
 Every test runs the real compiled kernels. The references: the teacher-forced parallel forward
 (logits), nsynth_live.generate.generate_classes (sampled classes with the same noise), the single
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from nsynth_live.host import fused_kernels as K
-from nsynth_live.host.engine_fused import FusedEngine
+from nsynth_live.host.engines import fused_kernels as K
+from nsynth_live.host.engines.fused_engine import FusedEngine
 from nsynth_live import mulaw, sampling
 from nsynth_live.configs import ModelConfig, get_config, receptive_field
 from nsynth_live.decoder import Decoder, decoder_step
@@ -319,7 +319,7 @@ def test_sigmoid_and_tanh_are_accurate_to_float32_rounding():
 
 
 def test_host_engine_does_not_import_torch():
-    code = ("import sys; import nsynth_live.host.engine_fused, nsynth_live.host.fused_kernels; "
+    code = ("import sys; import nsynth_live.host.engines.fused_engine, nsynth_live.host.engines.fused_kernels; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from nsynth_live.exporters.export import export_model
-from nsynth_live.host.engine import RingState, open_engine, render_frames
-from nsynth_live.host.engine_ort import OrtEngine
+from nsynth_live.host.engines import open_engine, render_frames
+from nsynth_live.host.engines.ring_state import RingState
+from nsynth_live.host.engines.ort_engine import OrtEngine
 from nsynth_live.host.model_files import load_export
 from nsynth_live import mulaw, sampling
 from nsynth_live.autoencoder import WaveNetAutoencoder
@@ -199,7 +200,7 @@ def test_engine_refuses_bad_calls(case):
 
 def test_fused_adapter_renders_the_same_classes(case):
     """``open_engine(kind="fused")`` behind the common interface: same classes as ``ort``."""
-    pytest.importorskip("nsynth_live.host.engine_fused")
+    pytest.importorskip("nsynth_live.host.engines.fused_engine")
     model, export_dir, embedding, pitch = case
     n = 2000
     results = {}
@@ -246,7 +247,7 @@ def test_near_tie_check_rejects_a_real_difference():
 def test_auto_picks_fused_for_small_models_on_a_cpu(case):
     _, export_dir, _, _ = case
     try:
-        import nsynth_live.host.engine_fused  # noqa: F401
+        import nsynth_live.host.engines.fused_engine  # noqa: F401
         expected = "fused"
     except ImportError:
         expected = "ort"

@@ -97,7 +97,7 @@ def test_the_excitation_reaches_the_logits_sample_by_sample():
 def test_fused_engine_with_excitation_generates_the_reference_classes():
     import dataclasses
 
-    from nsynth_live.host.engine_fused import FusedEngine
+    from nsynth_live.host.engines.fused_engine import FusedEngine
     from nsynth_live import sampling
 
     cfg = dataclasses.replace(get_config("tiny"), name="tiny-exc", excitation_harmonics=2)
@@ -140,7 +140,7 @@ def test_exported_model_with_excitation_plays_the_reference_on_both_engines(kind
     import dataclasses
 
     from nsynth_live.exporters.export import export_model
-    from nsynth_live.host.engine import open_engine, render_frames
+    from nsynth_live.host.engines import open_engine, render_frames
     from nsynth_live import sampling
 
     cfg = dataclasses.replace(get_config("tiny"), name="tiny-exc", excitation_harmonics=3)

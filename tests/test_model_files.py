@@ -140,10 +140,10 @@ def test_host_never_imports_torch(good):
         import sys
         sys.modules["torch"] = None  # any `import torch` now raises ImportError
         import numpy as np
-        import nsynth_live.host.model_files, nsynth_live.host.engine, nsynth_live.host.engine_ort, nsynth_live.exporters.metadata
-        from nsynth_live.host.engine import open_engine
+        import nsynth_live.host.model_files, nsynth_live.host.engines, nsynth_live.host.engines.ort_engine, nsynth_live.exporters.metadata
+        from nsynth_live.host.engines import open_engine
         try:
-            import nsynth_live.host.engine_fused
+            import nsynth_live.host.engines.fused_engine
         except ImportError as err:
             assert "torch" not in str(err), err
         engine = open_engine({str(good)!r}, "ort", max_voices=2, threads=1)

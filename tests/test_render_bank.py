@@ -18,7 +18,7 @@ import soundfile as sf
 
 from nsynth_live.host import render_bank as rb
 from nsynth_live.host.bank import Bank, Preset, load_bank, save_bank
-from nsynth_live.host.engine import open_engine, render_frames
+from nsynth_live.host.engines import open_engine, render_frames
 from nsynth_live.host.model_files import load_export
 from nsynth_live.host.render_output import note_file
 from nsynth_live.host.trajectory import bilinear, default_regions
@@ -91,7 +91,7 @@ def test_a_batch_renders_the_same_files_as_one_note_at_a_time(setup, tmp_path, e
 
 
 def test_windowed_conditioning_equals_render_frames(setup):
-    """stream_classes (conditioning a window of frames at a time) == host.engine.render_frames."""
+    """stream_classes (conditioning a window of frames at a time) == nsynth_live.host.engines.render_frames."""
     export, _, _ = setup
     rng = np.random.default_rng(1)
     emb = rng.standard_normal((3, 16, 20)).astype(np.float32)  # more frames than one window

@@ -12,7 +12,7 @@ import pytest
 
 from nsynth_live.host import events as ev
 from nsynth_live.host.bank import Bank, Preset
-from nsynth_live.host.engine import open_engine
+from nsynth_live.host.engines import open_engine
 from nsynth_live.host.synth import COND_PITCHES, COND_WINDOW, CondCache, Synth
 from nsynth_live.host.trajectory import default_regions
 

@@ -280,7 +280,7 @@ def matmul_peak_gflops(threads: int, n: int = 4096, repeats: int = 3) -> float:
     import numpy as np
     from onnx import TensorProto, helper
 
-    from nsynth_live.host.engine_ort import CPU, make_session
+    from nsynth_live.host.engines.onnx_sessions import CPU, make_session
 
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul_peak",
@@ -328,7 +328,7 @@ def run_engines(args: argparse.Namespace) -> int:
     import tempfile
 
     from nsynth_live.exporters.export import export_random
-    from nsynth_live.host.engine import open_engine
+    from nsynth_live.host.engines import open_engine
     from nsynth_live.host.model_files import load_export
     from nsynth_live.configs import CONFIG_NAMES, flops_per_sample, get_config
 
@@ -350,9 +350,9 @@ def run_engines(args: argparse.Namespace) -> int:
     engines = list(args.engines)
     if "fused" in engines:
         try:
-            import nsynth_live.host.engine_fused  # noqa: F401
+            import nsynth_live.host.engines.fused_engine  # noqa: F401
         except Exception as err:  # missing module or a failing compiler: measure the rest
-            notes.append(f"fused skipped: nsynth_live.host.engine_fused does not load ({type(err).__name__}: {err})")
+            notes.append(f"fused skipped: nsynth_live.host.engines.fused_engine does not load ({type(err).__name__}: {err})")
             engines.remove("fused")
             print(f"  {notes[-1]}", file=sys.stderr)
 

@@ -42,7 +42,7 @@ def _render_midi(args: argparse.Namespace) -> int:
     from nsynth_live.host import events as ev
     from nsynth_live.host.bank import load_bank
     from nsynth_live.host.defaults import bank_or_default, model_or_default
-    from nsynth_live.host.engine import open_engine
+    from nsynth_live.host.engines import open_engine
     from nsynth_live.host.render_midi import read_midi, render_events, write_wav
     from nsynth_live.host.synth import Synth
     from nsynth_live.cli.common import check_decoding

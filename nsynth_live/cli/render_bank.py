@@ -60,7 +60,7 @@ def _render_bank(args: argparse.Namespace) -> int:
     from nsynth_live.host import render_bank as rb
     from nsynth_live.host.bank import load_bank
     from nsynth_live.host.defaults import bank_or_default, model_or_default
-    from nsynth_live.host.engine import open_engine
+    from nsynth_live.host.engines import open_engine
     from nsynth_live.host.model_files import load_export
     from nsynth_live.errors import UserError
 

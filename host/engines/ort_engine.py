@@ -3,11 +3,11 @@
 The decoder step runs once per sample for all voices of a block, through IO binding: every
 buffer is preallocated for ``max_voices`` voices and bound by pointer once per batch size
 (rebound only when the number of voices in a call changes), so a step allocates nothing big.
-The rings stay outside the step graph, as MEASUREMENTS.md found fastest (only the gathered taps
+The rings stay outside the step graph, which measured fastest (docs/benchmarks.md) (only the gathered taps
 go in and the new columns come out), but on the device: two one-node helper graphs gather the
 taps from the ring and scatter the new columns into it in place (:func:`ring_models`), so on CUDA
 only the k last inputs and the ring row indices go up and the logits come down each step. The
-ring layout and index tables are :class:`host.engine.RingState`'s (RingCache's). The same code
+ring layout and index tables are :class:`nsynth_live.host.engines.ring_state.RingState`'s (RingCache's). The same code
 runs on the CPU provider, where the device buffers are host memory and the ring is
 ``RingState.hist`` itself.
 
@@ -23,123 +23,27 @@ from typing import Any
 
 import numpy as np
 
-from nsynth_live.host.engine import Engine, RingState, check_audio, check_embedding, sample_rows
-from nsynth_live.host.model_files import ExportInfo
-from nsynth_live import mulaw
+from nsynth_live import mulaw, sampling
 from nsynth_live.configs import N_CLASSES
-from nsynth_live.errors import UserError
+from nsynth_live.host.engines.interface import Engine
+from nsynth_live.host.engines.onnx_sessions import CPU, CUDA, OrtFrontEnd, make_session, providers_for  # noqa: F401
+from nsynth_live.host.engines.ring_state import RingState
+from nsynth_live.host.model_files import ExportInfo
 
-CPU = "CPUExecutionProvider"
-CUDA = "CUDAExecutionProvider"
-QUIET = 3  # ONNX Runtime log severity: errors only
-
-_cuda_state: bool | None = None
-
-
-def _probe_model() -> bytes:
-    """A one-node graph, to learn whether a CUDA session really starts."""
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "probe",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    return model.SerializeToString()
-
-
-def cuda_usable() -> bool:
-    """Whether a CUDA session starts here, probed once and quietly.
-
-    ``get_available_providers()`` lists CUDA for every onnxruntime-gpu wheel, GPU or not, and a
-    failed CUDA load logs an error through the default logger: the probe raises that logger's
-    threshold while it runs.
-    """
-    global _cuda_state
-    if _cuda_state is None:
-        import onnxruntime as ort
-
-        _cuda_state = False
-        if CUDA in ort.get_available_providers():
-            ort.set_default_logger_severity(4)
-            try:
-                options = ort.SessionOptions()
-                options.log_severity_level = 4
-                session = ort.InferenceSession(_probe_model(), options, providers=[CUDA, CPU])
-                _cuda_state = session.get_providers()[0] == CUDA
-            except Exception:
-                _cuda_state = False
-            finally:
-                ort.set_default_logger_severity(2)
-    return _cuda_state
-
-
-def providers_for(device: str) -> list[str]:
-    """Execution providers for ``auto`` / ``cpu`` / ``cuda``."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise UserError(f"unknown device {device!r}; expected auto, cpu or cuda")
-    if device == "cpu":
-        return [CPU]
-    if cuda_usable():
-        return [CUDA, CPU]
-    if device == "cuda":
-        raise UserError("device cuda: no usable CUDA GPU for ONNX Runtime here")
-    return [CPU]
-
-
-def make_session(path: Any, providers: list[str], threads: int | None = None) -> Any:
-    """An InferenceSession with all graph optimisations, quiet logs and ``threads`` intra-op threads.
+def sample_rows(logits: np.ndarray, u: np.ndarray, temperature: np.ndarray) -> np.ndarray:
+    """:func:`nsynth_live.sampling.sample_classes` with one temperature per row.
 
     Args:
-        path: ONNX file (or serialized bytes).
-        providers: execution providers, in order of preference.
-        threads: intra-op threads (None or 0: ONNX Runtime's default, one per physical core).
+        logits: float32 [n, 256]; u: float64 [n]; temperature: float [n] (> 0).
+
+    Returns:
+        int64 [n].
     """
-    import onnxruntime as ort
+    if np.all(temperature == temperature[0]):
+        return sampling.sample_classes(logits, u, float(temperature[0]))
+    return np.concatenate([sampling.sample_classes(logits[i : i + 1], u[i : i + 1], float(temperature[i]))
+                           for i in range(len(u))])
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = int(threads or 0)
-    options.inter_op_num_threads = 1
-    options.log_severity_level = QUIET
-    try:
-        return ort.InferenceSession(str(path) if not isinstance(path, bytes) else path, options, providers=providers)
-    except Exception as err:
-        raise UserError(f"{path}: ONNX Runtime cannot load it ({str(err).splitlines()[0][:200]})") from None
-
-
-class OrtFrontEnd:
-    """The per-frame graphs (encoder, conditioner), sessions opened on first use.
-
-    Args:
-        info: the validated export.
-        threads: intra-op threads.
-        device: ``auto``, ``cpu`` or ``cuda``.
-    """
-
-    def __init__(self, info: ExportInfo, threads: int | None = None, device: str = "auto"):
-        self.info = info
-        self.threads = threads
-        self.providers = providers_for(device)
-        self._sessions: dict[str, Any] = {}
-
-    def _session(self, role: str) -> Any:
-        if role not in self._sessions:
-            self._sessions[role] = make_session(self.info.paths[role], self.providers, self.threads)
-        return self._sessions[role]
-
-    def condition(self, embedding: np.ndarray, pitch: Any = None) -> np.ndarray:
-        """[B, bottleneck, F] (+ pitch [B]) -> float32 [B, F, L*2R+S]; see Engine.condition."""
-        emb, p = check_embedding(self.info.config, embedding, pitch)
-        feeds = {"embedding": emb} if p is None else {"embedding": emb, "pitch": p}
-        return self._session("conditioner").run(["cond"], feeds)[0]
-
-    def encode(self, audio: np.ndarray) -> np.ndarray:
-        """[B, T] raw audio -> float32 [B, bottleneck, T // hop]; see Engine.encode."""
-        return self._session("encoder").run(["embedding"], {"audio": check_audio(self.info.config, audio)})[0]
 
 
 def ring_models(residual: int) -> tuple[bytes, bytes]:
@@ -196,7 +100,7 @@ class OrtEngine(Engine):
                  separate_ring: bool | None = None):
         import onnxruntime as ort
 
-        super().__init__(info, max_voices)
+        super().__init__(info, max_voices, OrtFrontEnd(info, threads=threads, device=device))
         self.threads, self.device = threads, device
         self.providers = providers_for(device)
         self.device_type = "cuda" if self.providers[0] == CUDA else "cpu"
@@ -240,9 +144,6 @@ class OrtEngine(Engine):
     @property
     def execution_provider(self) -> str:
         return self.session.get_providers()[0]
-
-    def _frontend_options(self) -> dict[str, Any]:
-        return {"threads": self.threads, "device": self.device}
 
     def _bind(self, nv: int) -> None:
         """Bind the first ``nv`` voices' rows of every buffer (only when the batch size changes)."""
@@ -308,7 +209,7 @@ class OrtEngine(Engine):
         feed: np.ndarray | None = None,
         exc: np.ndarray | None = None,
     ) -> np.ndarray:
-        """See :meth:`host.engine.Engine.render` (shapes and semantics)."""
+        """See :meth:`nsynth_live.host.engines.interface.Engine.render` (shapes and semantics)."""
         with self._lock:  # one render at a time (the bound buffers are shared), no voice changes meanwhile
             return self._render(slots, cond, switch, noise, temperature, logits_out, feed, exc)
 

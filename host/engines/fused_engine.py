@@ -2,19 +2,19 @@
 
 One call generates a block of samples for a set of voices: every layer of every step, the output
 stack and the draw (the sampling rule of :mod:`nsynth_live.sampling`) run inside one compiled
-function (:func:`host.fused_kernels.run_block`), with the voices split across a small persistent
+function (:func:`nsynth_live.host.engines.fused_kernels.run_block`), with the voices split across a small persistent
 pool of worker threads (the kernel releases the GIL). The per-voice state (each layer's ring of
 past inputs, the last k input samples, the position) lives in slot arrays of fixed capacity, as
 :class:`nsynth_live.generate.RingCache` keeps it, so voices come and go without touching the
 others. Weights are the plain numpy dict of ``host.model_files.step_weights_from_onnx`` (the
-ONNX initializers), so this engine and ``ort`` read the same numbers. ``host.engine.FusedAdapter``
-puts this class behind the common :class:`host.engine.Engine` interface.
+ONNX initializers), so this engine and ``ort`` read the same numbers. ``nsynth_live.host.engines.fused_adapter.FusedAdapter``
+puts this class behind the common :class:`nsynth_live.host.engines.interface.Engine` interface.
 
 The kernel keeps its accumulators on the calling thread's stack (~176 KB), which bounds the model
 width: L * 2R <= 32768 floats (``paper`` just fits, one voice per chunk; wider models are refused
 with a message pointing to ``ort``, which is the faster engine for them anyway).
 
-No torch here (DESIGN: the host runs without it).
+No torch here: the host runs without it (docs/design.md).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nsynth_live.host import fused_kernels as K
+from nsynth_live.host.engines import fused_kernels as K
 from nsynth_live.configs import N_CLASSES, ModelConfig, history_length
 
 _EMPTY_LOGITS = np.zeros((0, 0, 0), np.float32)
