@@ -2,8 +2,11 @@
 
 One call generates a block of samples for a set of voices: every layer of every step, the output
 stack and the draw (the sampling rule of :mod:`nsynth_live.sampling`) run inside one compiled
-function (:func:`nsynth_live.host.engines.fused_kernels.run_block`), with the voices split across a small persistent
-pool of worker threads (the kernel releases the GIL). The per-voice state (each layer's ring of
+function, with the voices split across a small persistent pool of worker threads (the kernel
+releases the GIL). Two kernels compute the same step: the C kernel of
+:mod:`nsynth_live.host.engines.fused_native` (register-tiled small GEMMs, AVX-512 or AVX2,
+compiled on first use; the default where a C compiler is present) and the numba kernel
+:func:`nsynth_live.host.engines.fused_kernels.run_block` (the fallback). The per-voice state (each layer's ring of
 past inputs, the last k input samples, the position) lives in slot arrays of fixed capacity, as
 :class:`nsynth_live.generate.RingCache` keeps it, so voices come and go without touching the
 others. Weights are the plain numpy dict of ``host.model_files.step_weights_from_onnx`` (the
@@ -33,6 +36,13 @@ _EMPTY_LOGITS = np.zeros((0, 0, 0), np.float32)
 _EMPTY_FEED = np.zeros((0, 0), np.int64)
 _EMPTY_EXC = np.zeros((0, 0, 0), np.float32)
 _EMPTY_EXC_W = np.zeros((0, 0), np.float32)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one, else all)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _check(weights: Mapping[str, np.ndarray], name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -94,8 +104,8 @@ class FusedEngine:
             measured faster and steadier on the 2-core development CPU (bench/bench_fused.py).
         warmup: run one tiny block at construction so that the first real-time call neither
             compiles nor loads anything (the compiled code is cached on disk by numba).
-        kernel: ``"native"`` (the C kernel of :mod:`host.fused_native`, compiled on first use),
-            ``"numba"`` (:mod:`host.fused_kernels`), or ``"auto"``: native where it builds here,
+        kernel: ``"native"`` (the C kernel of :mod:`.fused_native`, compiled on first use),
+            ``"numba"`` (:mod:`.fused_kernels`), or ``"auto"``: native where it builds here,
             else numba with one line on stderr saying why. None: ``$NSYNTH_FUSED_KERNEL`` or auto.
             The native kernel runs its shares on the thread pool (``parallel="pool"``).
         isa: the native kernel's build (``auto``, ``avx512``, ``avx2``, ``generic``; None:
@@ -154,7 +164,7 @@ class FusedEngine:
         import os
         import sys
 
-        from nsynth_live.host import fused_native
+        from nsynth_live.host.engines import fused_native
 
         kernel = kernel or os.environ.get("NSYNTH_FUSED_KERNEL") or "auto"
         if kernel not in ("auto", "native", "numba"):

@@ -1,5 +1,5 @@
-/* Native (C) kernel of the fused engine: host/fused_native.py compiles this file on first use and
- * calls it through cffi. The same step as host/fused_kernels.py's numba run_block (see that
+/* Native (C) kernel of the fused engine: host/engines/fused_native.py compiles this file on first use and
+ * calls it through cffi. The same step as host/engines/fused_kernels.py's numba run_block (see that
  * module for the numerics), organised for the vector units: per sample, each layer's work for
  * all voices of a chunk is a few small matrix products [m, K] @ [K, N] computed in register
  * tiles (m <= 8 voices, N = 64..256 outputs), so every weight vector loaded feeds m FMAs.
@@ -52,7 +52,7 @@ typedef struct {
     const float *exc;                               /* [V, n, E] or NULL */
 } fn_call;
 
-/* The constants of host/fused_kernels.py, digit for digit. */
+/* The constants of host/engines/fused_kernels.py, digit for digit. */
 #define LOG2E_F 1.44269504088896341f
 #define EXP_C1 0.693359375f
 #define EXP_C2 -2.12194440e-4f

@@ -2,7 +2,7 @@
  * (AVX-512, AVX2+FMA, generic) with VW (floats per vector), MR_MAX and ACC_MAX (register tile
  * limits) and SUFFIX (the function-name suffix) defined.
  *
- * Numerics match host/fused_kernels.py (the numba kernel) operation for operation: every output
+ * Numerics match host/engines/fused_kernels.py (the numba kernel) operation for operation: every output
  * of a matrix product is its initial value (bias, conditioning) plus the products in input
  * order, each one fused multiply-add (the file is compiled with -ffp-contract=fast, as the numba
  * kernel runs with fastmath "contract"); sigmoid/tanh are the same Cephes algorithms; the draw is

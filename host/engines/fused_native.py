@@ -1,6 +1,6 @@
-"""The fused engine's native kernel: host/fused_native.c, compiled on first use, called via cffi.
+"""The fused engine's native kernel: host/engines/fused_native.c, compiled on first use, called via cffi.
 
-The C kernel runs the same step as the numba one (:mod:`nsynth_live.host.fused_kernels`), laid
+The C kernel runs the same step as the numba one (:mod:`nsynth_live.host.engines.fused_kernels`), laid
 out for the vector units: per sample, each layer's work for all voices of a chunk (up to 8) is a
 few small matrix products computed in register tiles, at a far higher share of the CPU's FMA
 peak than the numba kernel's matrix-vector loops (bench/bench_fused.py, ``--kernel``).
@@ -193,7 +193,7 @@ class NativeStep:
     """The C kernel bound to one engine's weights and state arrays.
 
     Args:
-        weights: the engine's stacked weights (``engine_fused._Weights``: start_w [1, k, R+S],
+        weights: the engine's stacked weights (``fused_engine._Weights``: start_w [1, k, R+S],
             start_b, gate_w [L, kR, 2R], out_w [L, R, R+S], out_b [L, R+S], out1_w [1, S, S],
             logits_w [1, S, 256], logits_b [256], exc_w [E, C]); repacked here, padded.
         dims: L, R, S, k of the config.
@@ -268,7 +268,7 @@ class NativeStep:
         """One block's arguments, bound for :meth:`run` (the arrays must outlive the runs).
 
         Args:
-            as ``host.fused_kernels.run_block`` (the empty arrays meaning "none").
+            as ``fused_kernels.run_block`` (the empty arrays meaning "none").
         """
         ffi = self._lib.ffi
         c = ffi.new("fn_call *")
