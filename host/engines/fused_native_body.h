@@ -76,6 +76,24 @@ static __attribute__((noinline)) void FN(gemm)(int m, int n, int kk, const float
     }
 }
 
+/* dst[:n] = src[:w], zeros after: whole vectors without checks in the usual case (w == n, a
+ * multiple of VW; the auto-vectoriser's alias and trip-count checks cost more than these short
+ * rows' copies). */
+static inline __attribute__((always_inline)) void FN(put)(float *restrict dst, const float *restrict src, int w,
+                                                           int n) {
+    if (w == n && n % VW == 0) {
+        for (int j = 0; j < n; j += VW) *(VF *)(dst + j) = *(const VF *)(src + j);
+        return;
+    }
+    for (int j = 0; j < w; j++) dst[j] = src[j];
+    for (int j = w; j < n; j++) dst[j] = 0.0f;
+}
+
+/* dst[:n] += src[:n], n a multiple of VW. */
+static inline __attribute__((always_inline)) void FN(add)(float *restrict dst, const float *restrict src, int n) {
+    for (int j = 0; j < n; j += VW) *(VF *)(dst + j) = *(const VF *)(dst + j) + *(const VF *)(src + j);
+}
+
 /* Elementwise work in explicit vectors (the compilers' auto-vectoriser leaves floor and the
  * selects scalar here). floor(y) is computed exactly, without a rounding instruction, as
  * round-to-nearest(y) by the 1.5 * 2**23 (2**52) trick, minus one where that rounded up. */
@@ -136,7 +154,17 @@ static void FN(gate)(int n, const float *restrict zs, const float *restrict zt, 
 static void FN(exp_rows)(int n, const float *restrict z, float zmax, float *restrict p) {
     const VD magic = (VD){} + 6755399441055744.0; /* 1.5 * 2**52 */
     for (int j = 0; j < n; j += VW / 2) {
-        VD x = __builtin_convertvector(*(const VH *)(z + j) - zmax, VD);
+        VH xf = *(const VH *)(z + j) - zmax;
+        /* exp(x) < 2**-150 for x < -104: the float32 result is 0 whatever the polynomial says
+         * (a trained model at a low temperature has most classes there). */
+        VH below = (VH){} + -104.0f;
+        int all_zero = 1;
+        for (int q = 0; q < VW / 2; q++) all_zero &= xf[q] < below[q];
+        if (all_zero) {
+            *(VH *)(p + j) = (VH){};
+            continue;
+        }
+        VD x = __builtin_convertvector(xf, VD);
         x = FN(seld)(x < EXP_D_LO, (VD){} + EXP_D_LO, x);
         VD y = x * LOG2E_D + 0.5;
         VD tr = (y + magic) - magic;
@@ -161,6 +189,20 @@ static void FN(exp_rows)(int n, const float *restrict z, float zmax, float *rest
     }
 }
 
+/* cdf[i, j] = float32(sum of cdf[i, :j+1] in float64, left to right) for the m rows (the
+ * rule's running sum), the rows' independent chains interleaved so that their adds overlap. */
+static inline __attribute__((always_inline)) void FN(running_sums)(const int m, float *cdf) {
+    double acc[MAX_CHUNK];
+#pragma GCC unroll 8
+    for (int i = 0; i < m; i++) acc[i] = 0.0;
+    for (int j = 0; j < N_CLS; j++)
+#pragma GCC unroll 8
+        for (int i = 0; i < m; i++) {
+            acc[i] += (double)cdf[i * N_CLS + j];
+            cdf[i * N_CLS + j] = (float)acc[i];
+        }
+}
+
 /* The rule of nsynth_live.sampling.sample_classes for the rows of a chunk (logit [m, N_CLS]),
  * the voices' running sums interleaved (independent chains: the float64 adds overlap). */
 static void FN(sample)(int m, const float *logit, const double *u, const float *temp, float *z, float *cdf,
@@ -179,13 +221,16 @@ static void FN(sample)(int m, const float *logit, const double *u, const float *
         for (int j = 1; j < VW; j++) zmax = vm[j] > zmax ? vm[j] : zmax;
         FN(exp_rows)(N_CLS, zi, zmax, cdf + i * N_CLS);
     }
-    double acc[MAX_CHUNK];
-    for (int i = 0; i < m; i++) acc[i] = 0.0;
-    for (int j = 0; j < N_CLS; j++)
-        for (int i = 0; i < m; i++) {
-            acc[i] += (double)cdf[i * N_CLS + j];
-            cdf[i * N_CLS + j] = (float)acc[i];
-        }
+    switch (m) { /* a constant voice count keeps the running sums in registers */
+        case 1: FN(running_sums)(1, cdf); break;
+        case 2: FN(running_sums)(2, cdf); break;
+        case 3: FN(running_sums)(3, cdf); break;
+        case 4: FN(running_sums)(4, cdf); break;
+        case 5: FN(running_sums)(5, cdf); break;
+        case 6: FN(running_sums)(6, cdf); break;
+        case 7: FN(running_sums)(7, cdf); break;
+        default: FN(running_sums)(8, cdf); break;
+    }
     for (int i = 0; i < m; i++) {
         const float *ci = cdf + i * N_CLS;
         float threshold = (float)u[i] * ci[N_CLS - 1];
@@ -232,10 +277,8 @@ static void FN(run_chunk)(const fn_model *md, const fn_call *cl, int64_t vb, int
                 const int64_t v = vb + i, slot = cl->slots[v], tv = md->t_pos[slot];
                 const float *cv = cl->cond + (v * 2 + (t < cl->sw[v] ? 0 : 1)) * C + (int64_t)l * 2 * R;
                 float *zi = zl + i * G;
-                for (int j = 0; j < R; j++) zi[j] = cv[j];
-                for (int j = R; j < Rp; j++) zi[j] = 0.0f;
-                for (int j = 0; j < R; j++) zi[Rp + j] = cv[R + j];
-                for (int j = R; j < Rp; j++) zi[Rp + j] = 0.0f;
+                FN(put)(zi, cv, R, Rp);
+                FN(put)(zi + Rp, cv + R, R, Rp);
                 for (int e = 0; e < E; e++) {
                     const float xe = cl->exc[(v * n + t) * E + e];
                     const float *we = md->exc_w + ((int64_t)l * E + e) * G;
@@ -246,8 +289,13 @@ static void FN(run_chunk)(const fn_model *md, const fn_call *cl, int64_t vb, int
                     const int64_t src = off + (pow2 ? (back & (size - 1)) : ((back % size) + size) % size);
                     const float *hs = md->hist + (slot * H + src) * R;
                     float *ti = taps + i * KT + tap * Rp;
-                    for (int j = 0; j < R; j++) ti[j] = hs[j];
-                    for (int j = R; j < Rp; j++) ti[j] = 0.0f;
+                    FN(put)(ti, hs, R, Rp);
+                    /* The next sample's tap row: rings of long dilations are far apart (MBs for
+                     * a few voices), so without a prefetch every tap read waits on memory. */
+                    const int64_t nb = back + 1;
+                    const int64_t nsrc = off + (pow2 ? (nb & (size - 1)) : ((nb % size) + size) % size);
+                    const char *np_ = (const char *)(md->hist + (slot * H + nsrc) * R);
+                    for (int64_t q = 0; q < (int64_t)R * 4; q += 64) __builtin_prefetch(np_ + q);
                 }
             }
             if (KT) FN(gemm)(m, G, KT, taps, KT, md->gate_w + (int64_t)l * K * Rp * G, G, zl, G);
@@ -256,12 +304,12 @@ static void FN(run_chunk)(const fn_model *md, const fn_call *cl, int64_t vb, int
         for (int i = 0; i < m; i++) {
             const int64_t slot = cl->slots[vb + i];
             for (int j = 0; j < K; j++) xk[i * 16 + j] = md->x_hist[slot * K + j];
-            for (int j = 0; j < OW; j++) o[i * OW + j] = md->start_b[j];
+            FN(put)(o + i * OW, md->start_b, OW, OW);
         }
         FN(gemm)(m, OW, K, xk, 16, md->start_w, OW, o, OW);
         for (int i = 0; i < m; i++) {
-            for (int j = 0; j < Rp; j++) h[i * Rp + j] = o[i * OW + j];
-            for (int j = 0; j < Sp; j++) skip[i * Sp + j] = o[i * OW + Rp + j];
+            FN(put)(h + i * Rp, o + i * OW, Rp, Rp);
+            FN(put)(skip + i * Sp, o + i * OW + Rp, Sp, Sp);
         }
         for (int l = 0; l < L; l++) {
             const int64_t size = (K - 1) * md->dilations[l], off = md->offsets[l];
@@ -271,7 +319,7 @@ static void FN(run_chunk)(const fn_model *md, const fn_call *cl, int64_t vb, int
                 const int64_t slot = cl->slots[vb + i], tv = md->t_pos[slot];
                 const int64_t dst = off + (pow2 ? (tv & (size - 1)) : tv % size);
                 float *hd = md->hist + (slot * H + dst) * R;
-                for (int j = 0; j < R; j++) hd[j] = h[i * Rp + j];
+                FN(put)(hd, h + i * Rp, R, R);
             }
             FN(gemm)(m, G, Rp, h, Rp, md->gate_w + ((int64_t)l * K * Rp + KT) * G, G, zl, G);
             for (int i = 0; i < m; i++) FN(gate)(Rp, zl + i * G, zl + i * G + Rp, g + i * Rp);
@@ -279,12 +327,12 @@ static void FN(run_chunk)(const fn_model *md, const fn_call *cl, int64_t vb, int
             const int c0 = last ? Rp : 0;
             const float *ob = md->out_b + (int64_t)l * OW;
             for (int i = 0; i < m; i++)
-                for (int j = c0; j < OW; j++) o[i * OW + j] = ob[j];
+                FN(put)(o + i * OW + c0, ob + c0, OW - c0, OW - c0);
             FN(gemm)(m, OW - c0, Rp, g, Rp, md->out_w + (int64_t)l * Rp * OW + c0, OW, o + c0, OW);
             for (int i = 0; i < m; i++) {
                 if (!last)
-                    for (int j = 0; j < Rp; j++) h[i * Rp + j] += o[i * OW + j];
-                for (int j = 0; j < Sp; j++) skip[i * Sp + j] += o[i * OW + Rp + j];
+                    FN(add)(h + i * Rp, o + i * OW, Rp);
+                FN(add)(skip + i * Sp, o + i * OW + Rp, Sp);
             }
         }
         /* relu(relu(skip) @ out1_w + cond_out1 (+ excitation)) @ logits_w + logits_b. */
@@ -292,8 +340,7 @@ static void FN(run_chunk)(const fn_model *md, const fn_call *cl, int64_t vb, int
             const int64_t v = vb + i;
             const float *cv = cl->cond + (v * 2 + (t < cl->sw[v] ? 0 : 1)) * C + (int64_t)L * 2 * R;
             float *oi = o1 + i * Sp;
-            for (int j = 0; j < S; j++) oi[j] = cv[j];
-            for (int j = S; j < Sp; j++) oi[j] = 0.0f;
+            FN(put)(oi, cv, S, Sp);
             for (int e = 0; e < E; e++) {
                 const float xe = cl->exc[(v * n + t) * E + e];
                 const float *we = md->exc_w + (int64_t)L * E * G + (int64_t)e * Sp;
@@ -304,7 +351,7 @@ static void FN(run_chunk)(const fn_model *md, const fn_call *cl, int64_t vb, int
         FN(gemm)(m, Sp, Sp, skip, Sp, md->out1_w, Sp, o1, Sp);
         for (int i = 0; i < m; i++) {
             for (int j = 0; j < Sp; j++) skip[i * Sp + j] = o1[i * Sp + j] > 0.0f ? o1[i * Sp + j] : 0.0f;
-            for (int j = 0; j < N_CLS; j++) logit[i * N_CLS + j] = md->logits_b[j];
+            FN(put)(logit + i * N_CLS, md->logits_b, N_CLS, N_CLS);
             u[i] = cl->noise[(vb + i) * n + t];
         }
         FN(gemm)(m, N_CLS, Sp, skip, Sp, md->logits_w, N_CLS, logit, N_CLS);
