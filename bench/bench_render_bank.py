@@ -36,8 +36,10 @@ from nsynth_live.host.engines import open_engine  # noqa: E402
 from nsynth_live.host.model_files import load_export  # noqa: E402
 from nsynth_live.host.trajectory import default_regions  # noqa: E402
 from nsynth_live import SAMPLE_RATE  # noqa: E402
-from nsynth_live.cli.bench import (  # noqa: E402
-    machine_info, matmul_peak_gflops, print_table, time_engine, write_report)
+from nsynth_live.benchmarks.engines import time_engine  # noqa: E402
+from nsynth_live.benchmarks.machine import machine_info  # noqa: E402
+from nsynth_live.benchmarks.peak import matmul_peak_gflops  # noqa: E402
+from nsynth_live.benchmarks.report import print_table, write_report  # noqa: E402
 from nsynth_live.configs import flops_per_sample, get_config  # noqa: E402
 
 RUNS = [("paper", "ort"), ("live", "fused"), ("live", "ort")]

@@ -30,7 +30,7 @@ from nsynth_live.exporters.metadata import (
 from nsynth_live import SAMPLE_RATE, mulaw
 from nsynth_live.checkpoint import fsync_dir
 from nsynth_live.configs import N_CLASSES, ModelConfig, history_length, receptive_field
-from nsynth_live.errors import UserError
+from nsynth_live.errors import BadValue, UserError
 from nsynth_live.sampling import Decoding
 
 DEFAULT_OPSET = 17
@@ -148,7 +148,7 @@ def export_model(
     out = Path(out_dir)
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
-        raise UserError(f"--opset {opset}: must be {MIN_OPSET} (the graphs' oldest) to {newest} (this onnx's newest)")
+        raise BadValue("opset", opset, f"must be {MIN_OPSET} (the graphs' oldest) to {newest} (this onnx's newest)")
     _check_target(out, force)
     models = build_models(model, opset)
     metadata = build_metadata(model.cfg, models, source or {"checkpoint": None, "step": None, "weights": None}, opset,
@@ -213,7 +213,7 @@ def load_model_from_checkpoint(checkpoint: str | Path, weights: str = "ema") -> 
     from nsynth_live.checkpoint import load_checkpoint
 
     if weights not in ("ema", "model"):
-        raise UserError(f"--weights must be ema or model, got {weights!r}")
+        raise BadValue("weights", weights, "must be ema or model")
     ckpt = load_checkpoint(checkpoint)
     try:
         cfg = ModelConfig.from_dict(ckpt["config"])

@@ -17,7 +17,7 @@ import numpy as np
 from nsynth_live.host.bank import BANK_JSON, Bank, Preset, load_bank, save_bank
 from nsynth_live.host.trajectory import default_regions
 from nsynth_live import SAMPLE_RATE
-from nsynth_live.errors import UserError
+from nsynth_live.errors import BadValue, UserError
 
 NOTE_SECONDS = 4.0
 
@@ -103,7 +103,7 @@ def encode_files(
     if name is not None and len(files) != 1:
         raise UserError("--name needs exactly one audio file")
     if pitch is not None and not 0 <= pitch <= 127:
-        raise UserError(f"--pitch {pitch}: not a MIDI note 0..127")
+        raise BadValue("pitch", pitch, "not a MIDI note 0..127")
     info = load_export(export_dir)
     cfg = info.config
     bank_dir = Path(bank_dir)

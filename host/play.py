@@ -2,33 +2,103 @@
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import threading
-import time
+from dataclasses import dataclass
+from pathlib import Path
 
-from nsynth_live.errors import UserError
+from nsynth_live.errors import BadValue
 
 
-def play(args: argparse.Namespace) -> int:
-    """Run until Ctrl-C or SIGTERM. Returns the exit status."""
+@dataclass(frozen=True)
+class PlaySettings:
+    """What ``play`` opens and listens to.
+
+    Attributes:
+        model: export directory; None: the shipped default.
+        bank: preset bank directory; None: the shipped default.
+        engine: ``auto``, ``ort`` or ``fused``.
+        threads: engine threads; None: the engine's default.
+        seed: noise seed.
+        temperature: > 0; None: the model's recommended one.
+        excitation_gain: >= 0; None: the model's recommended one.
+        device: audio output, an index or a name substring; None: the system's default.
+        midi: listen to MIDI at all.
+        midi_in: MIDI input port (a unique part of its name); None: the first.
+        midi_api: rtmidi API, ``auto``, ``alsa`` or ``jack``.
+        osc_host: OSC listen address.
+        osc_port: OSC UDP port; 0: no OSC.
+        voices: most notes at once (>= 1).
+        block: samples per render block at 16 kHz.
+        status_line: redraw a status line on stdout four times a second.
+    """
+
+    model: str | Path | None = None
+    bank: str | Path | None = None
+    engine: str = "auto"
+    threads: int | None = None
+    seed: int = 0
+    temperature: float | None = None
+    excitation_gain: float | None = None
+    device: int | str | None = None
+    midi: bool = True
+    midi_in: str | None = None
+    midi_api: str = "auto"
+    osc_host: str = "127.0.0.1"
+    osc_port: int = 9000
+    voices: int = 8
+    block: int = 256
+    status_line: bool = True
+
+
+def check_settings(s: PlaySettings) -> None:
+    """One clear error for a bad value before anything opens.
+
+    Raises:
+        BadValue: naming the setting and its value.
+    """
+    from nsynth_live.sampling import check_excitation_gain, check_temperature
+
+    if isinstance(s.voices, bool) or not isinstance(s.voices, int) or s.voices < 1:
+        raise BadValue("voices", s.voices, "must be at least 1")
+    for name, value, check in (("temperature", s.temperature, check_temperature),
+                               ("excitation_gain", s.excitation_gain, check_excitation_gain)):
+        if value is not None:
+            try:
+                check(value)
+            except ValueError as err:
+                raise BadValue(name, value, str(err)) from None
+    if not 0 <= s.osc_port <= 65535:
+        raise BadValue("osc_port", s.osc_port, "must be a UDP port 1..65535, or 0 for no OSC")
+
+
+def play(s: PlaySettings) -> int:
+    """Run until Ctrl-C or SIGTERM.
+
+    Args:
+        s: what to open and listen to.
+
+    Returns:
+        the exit status.
+
+    Raises:
+        BadValue: a setting out of range (before anything opens).
+        UserError: a model, bank, audio device or port that cannot be opened.
+    """
     from nsynth_live.host.bank import load_bank
     from nsynth_live.host.defaults import bank_or_default, model_or_default
     from nsynth_live.host.engines import open_engine
     from nsynth_live.host.player import Player
     from nsynth_live.host.synth import Synth
-    from nsynth_live.cli.common import check_decoding
 
-    if args.voices < 1:
-        raise UserError(f"--voices {args.voices}: must be at least 1")
-    check_decoding(args)
-    bank = load_bank(bank_or_default(args.bank))
+    check_settings(s)
+    bank = load_bank(bank_or_default(s.bank))
     # Two spare slots let stolen voices fade out while their replacements start.
-    engine = open_engine(model_or_default(args.model), args.engine, max_voices=args.voices + 2, threads=args.threads)
-    synth = Synth(engine, bank, voices=args.voices, seed=args.seed, temperature=args.temperature,
-                  excitation_gain=args.excitation_gain)
-    player = Player(synth, device=_device(args.device), block=args.block)
+    engine = open_engine(model_or_default(s.model), s.engine, max_voices=s.voices + 2, threads=s.threads)
+    synth = Synth(engine, bank, voices=s.voices, seed=s.seed, temperature=s.temperature,
+                  excitation_gain=s.excitation_gain)
+    player = Player(synth, device=s.device, block=s.block)
 
     osc = midi = None
     stop = threading.Event()
@@ -39,19 +109,19 @@ def play(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        if args.osc_port:
+        if s.osc_port:
             from nsynth_live.host.osc_server import OscServer
 
             def status() -> tuple[int, int, str, float]:
                 st = player.status()
                 return st.voices, st.xruns, st.engine, st.realtime_factor
 
-            osc = OscServer(player.events, status, host=args.osc_host, port=args.osc_port).start()
-        if not args.no_midi:
+            osc = OscServer(player.events, status, host=s.osc_host, port=s.osc_port).start()
+        if s.midi:
             from nsynth_live.host.midi_in import MidiInput, list_ports
 
-            if args.midi_in or list_ports(args.midi_api)[0]:
-                midi = MidiInput(player.events, port=args.midi_in, api=args.midi_api)
+            if s.midi_in or list_ports(s.midi_api)[0]:
+                midi = MidiInput(player.events, port=s.midi_in, api=s.midi_api)
         player.start()
         where = [f"audio: {player.device_name} @ {player.rate} Hz", f"engine: {engine.name}"]
         if osc:
@@ -60,10 +130,10 @@ def play(args: argparse.Namespace) -> int:
         print("nsynth-live playing  |  " + "  |  ".join(where), flush=True)
         while not stop.wait(0.25):
             player.check()
-            if not args.quiet:
+            if s.status_line:
                 _status_line(player, osc, midi)
     finally:
-        if not args.quiet:
+        if s.status_line:
             sys.stdout.write("\n")
         player.stop()
         if osc:
@@ -72,12 +142,6 @@ def play(args: argparse.Namespace) -> int:
             midi.close()
         engine.close()
     return 0
-
-
-def _device(text: str | None):
-    if text is None:
-        return None
-    return int(text) if text.isdigit() else text
 
 
 def _status_line(player, osc, midi) -> None:

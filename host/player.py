@@ -38,7 +38,7 @@ from nsynth_live.host import events as ev
 from nsynth_live.host.ring import AudioRing
 from nsynth_live.host.synth import Synth
 from nsynth_live import SAMPLE_RATE
-from nsynth_live.errors import UserError
+from nsynth_live.errors import BadValue, UserError
 
 
 @dataclass
@@ -233,7 +233,7 @@ class Player:
         import sounddevice as sd
 
         if not 1 <= block <= synth.hop:
-            raise UserError(f"--block {block}: must be 1..{synth.hop} samples")
+            raise BadValue("block", block, f"must be 1..{synth.hop} samples")
         self.synth = synth
         self._wake = threading.Event()
         self.events: "queue.Queue[ev.Event]" = _WakingQueue(self._wake)

@@ -46,7 +46,7 @@ from nsynth_live.host.model_files import ExportInfo
 from nsynth_live.host.synth import FADE_SAMPLES, velocity_gain
 from nsynth_live.host.trajectory import Cursor, bilinear, default_regions
 from nsynth_live import SAMPLE_RATE, __version__, mulaw
-from nsynth_live.errors import UserError
+from nsynth_live.errors import BadValue, UserError
 from nsynth_live.nsynth import atomic_write_many
 from nsynth_live.sampling import NoiseStream, check_excitation_gain
 
@@ -67,43 +67,14 @@ RELEASE_SECONDS = 1.0
 # ----------------------------------------------------------------------------- arguments
 
 
-def _ints(flag: str, text: str, lo: int, hi: int, ranges: bool) -> list[int]:
-    """Comma-separated integers (and ``a-b`` ranges) within lo..hi -> ascending, distinct."""
-    values: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        m = re.fullmatch(r"(\d+)-(\d+)", part) if ranges else None
-        try:
-            a, b = (int(m.group(1)), int(m.group(2))) if m else (int(part), int(part))
-        except ValueError:
-            form = "like 21-108 or 48,60,72" if ranges else "like 25,50,75,100,127"
-            raise UserError(f"{flag} {text!r}: {part!r} is not a number ({form})") from None
-        if a > b:
-            raise UserError(f"{flag} {text!r}: the range {part!r} is empty")
-        if not (lo <= a and b <= hi):
-            raise UserError(f"{flag} {text!r}: {part!r} is outside {lo}..{hi}")
-        values.update(range(a, b + 1))
-    return sorted(values)
-
-
-def parse_pitches(text: str) -> list[int]:
-    """``--pitches``: ``21-108``, ``48,60,72`` or a mix -> ascending MIDI notes 0..127."""
-    return _ints("--pitches", text, 0, 127, ranges=True)
-
-
-def parse_velocities(text: str) -> list[int]:
-    """``--velocities``: ``25,50,75,100,127`` -> ascending MIDI velocities 1..127."""
-    return _ints("--velocities", text, 1, 127, ranges=False)
-
-
 def parse_shard(text: str) -> tuple[int, int]:
     """``--shard i/N`` -> (i, N) with 0 <= i < N."""
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if not m:
-        raise UserError(f"--shard {text!r}: expected i/N like 0/4 (shard i of N, counted from 0)")
+        raise BadValue("shard", text, "expected i/N like 0/4 (shard i of N, counted from 0)")
     i, n = int(m.group(1)), int(m.group(2))
     if not 0 <= i < n:
-        raise UserError(f"--shard {text!r}: i must be 0..N-1 (shards of {n} are 0/{n}..{n - 1}/{n})")
+        raise BadValue("shard", text, f"i must be 0..N-1 (shards of {n} are 0/{n}..{n - 1}/{n})")
     return i, n
 
 
@@ -115,10 +86,10 @@ def note_lengths(seconds: float) -> tuple[int, int]:
     are released half-way.
     """
     if not (math.isfinite(seconds) and seconds > 0):
-        raise UserError(f"--seconds {seconds}: must be a positive number")
+        raise BadValue("seconds", seconds, "must be a positive number")
     n = int(round(seconds * SAMPLE_RATE))
     if n < 1:
-        raise UserError(f"--seconds {seconds}: shorter than one sample")
+        raise BadValue("seconds", seconds, "shorter than one sample")
     hold = seconds - min(RELEASE_SECONDS, seconds / 2)
     return n, int(round(hold * SAMPLE_RATE))
 
@@ -169,7 +140,7 @@ def preset_sounds(bank: Bank, names: Sequence[str] | None = None) -> list[Sound]
     for key in keys:
         p = bank.get(key)  # UserError naming the bank and the preset
         if p.name in {s.name for s in sounds}:
-            raise UserError(f"--presets: preset {p.name!r} is named twice")
+            raise BadValue("presets", ",".join(map(str, keys)), f"preset {p.name!r} is named twice")
         stem = slug(p.name)
         if stem in files:
             raise UserError(f"bank {bank.path}: presets {files[stem]!r} and {p.name!r} would share the file "
@@ -190,9 +161,9 @@ def grid_sounds(bank: Bank, n: int, hop: int) -> list[Sound]:
         UserError: the bank has no corners, or N is not 2..MAX_GRID.
     """
     if not 2 <= n <= MAX_GRID:
-        raise UserError(f"--grid {n}: must be 2..{MAX_GRID} points per side (2: just the corners)")
+        raise BadValue("grid", n, f"must be 2..{MAX_GRID} points per side (2: just the corners)")
     if not bank.corners:
-        raise UserError(f"--grid: bank {bank.path} has no corner presets (set them with `presets corners`)")
+        raise BadValue("grid", n, f"bank {bank.path} has no corner presets (set them with `presets corners`)")
     corners = [bank.get(c) for c in bank.corners]  # (0,0), (1,0), (0,1), (1,1)
     index = {p.name: i for i, p in enumerate(bank.presets)}
     emb = tuple(p.embedding for p in corners)
@@ -221,14 +192,14 @@ def select_sounds(bank: Bank, hop: int, presets: str | None = None,
         (sounds, the selection as manifest JSON: {"presets": [names]} or {"grid": N, "corners": [names]}).
     """
     if presets is not None and grid is not None:
-        raise UserError("--presets and --grid exclude each other")
+        raise BadValue("presets", presets, "presets and grid exclude each other")
     if grid is not None:
         return grid_sounds(bank, grid, hop), {"grid": grid, "corners": list(bank.corners or [])}
     names = None
     if presets is not None:
         names = [n.strip() for n in presets.split(",") if n.strip()]
         if not names:
-            raise UserError(f"--presets {presets!r}: names no preset")
+            raise BadValue("presets", presets, "names no preset")
     sounds = preset_sounds(bank, names)
     return sounds, {"presets": [s.name for s in sounds]}
 
@@ -387,15 +358,15 @@ class Job:
     def __post_init__(self) -> None:
         note_lengths(self.seconds)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise UserError(f"--seed {self.seed!r}: must be a non-negative integer")
+            raise BadValue("seed", self.seed, "must be a non-negative integer")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise UserError(f"--temperature {self.temperature}: must be a positive number")
+            raise BadValue("temperature", self.temperature, "must be a positive number")
         try:
             check_excitation_gain(self.excitation_gain)
         except ValueError as err:
-            raise UserError(f"--excitation-gain {self.excitation_gain}: {err}") from None
+            raise BadValue("excitation_gain", self.excitation_gain, str(err)) from None
         if self.batch < 1:
-            raise UserError(f"--batch {self.batch}: must be at least 1")
+            raise BadValue("batch", self.batch, "must be at least 1")
         if not self.sounds:
             raise UserError("nothing to render: no sounds selected")
 

@@ -48,6 +48,7 @@ import numpy as np
 
 from nsynth_live import SAMPLE_RATE, gm
 from nsynth_live.errors import UserError
+from nsynth_live.int_list import parse_int_list
 from nsynth_live.nsynth import (
     AUDIO_DIR,
     EXAMPLES_JSON,
@@ -150,42 +151,6 @@ class BuildReport:
 
 
 # ------------------------------------------------------------------------------ input parsing
-
-
-def parse_int_list(spec: str, what: str, lo: int, hi: int) -> list[int]:
-    """Parse ``'21-108'``, ``'0,24,40'`` or a mix (``'21-30,60'``) into sorted unique ints.
-
-    Args:
-        spec: the text.
-        what: the flag or argument name for error messages.
-        lo, hi: allowed range, inclusive.
-
-    Raises:
-        UserError: malformed item or value outside [lo, hi], naming ``what`` and the value.
-    """
-    values: set[int] = set()
-    items = [s.strip() for s in str(spec).split(",")]
-    if not any(items):
-        raise UserError(f"{what} {spec!r}: empty")
-    for item in items:
-        parts = item.split("-")
-        try:
-            if len(parts) == 1:
-                a = b = int(parts[0])
-            elif len(parts) == 2:
-                a, b = int(parts[0]), int(parts[1])
-            else:
-                raise ValueError
-        except ValueError:
-            raise UserError(
-                f"{what} {spec!r}: {item!r} is not a number or a range like {lo}-{hi}"
-            ) from None
-        if a > b:
-            raise UserError(f"{what} {spec!r}: range {item!r} is reversed")
-        if a < lo or b > hi:
-            raise UserError(f"{what} {spec!r}: {item!r} is outside {lo}..{hi}")
-        values.update(range(a, b + 1))
-    return sorted(values)
 
 
 def parse_programs(spec: str, what: str = "programs") -> list[int] | str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -218,13 +217,10 @@ def test_fused_adapter_renders_the_same_classes(case):
 
 
 def test_bench_engines_writes_the_report(tmp_path):
-    from nsynth_live.cli import bench
+    from nsynth_live.benchmarks.engines import EngineBench, bench_engines
 
-    path = tmp_path / "engines.json"
-    args = argparse.Namespace(json=path, configs=["tiny"], batches=[1, 2], engines=["ort", "fused"], threads=1,
-                              seconds=0.02, repeats=2, peak_size=256)
-    assert bench.run_engines(args) == 0
-    report = json.loads(path.read_text())
+    report, table = bench_engines(EngineBench(configs=["tiny"], batches=[1, 2], engines=["ort", "fused"], threads=1,
+                                              seconds=0.02, repeats=2, peak_size=256))
     assert report["matmul_peak_gflops"] > 0
     kinds = {r["engine"] for r in report["rows"]}
     assert "ort" in kinds and ("fused" in kinds or any("fused" in n for n in report["notes"]))
@@ -232,6 +228,41 @@ def test_bench_engines_writes_the_report(tmp_path):
         assert set(row) >= {"engine", "config", "batch", "steps_per_s", "samples_per_s", "rtf_per_voice", "gflops"}
         assert row["samples_per_s"] == pytest.approx(row["steps_per_s"] * row["batch"])
         assert row["rtf_per_voice"] == pytest.approx(row["steps_per_s"] / 16000)
+
+
+def test_bench_engines_measures_the_shipped_config_with_its_excitation(tmp_path, capsys):
+    """The shipped model's config (live-sine: an excitation input) streams through both engines,
+    each row beside the same run's MatMul peak and the CPU's name and SIMD level (table and JSON)."""
+    from nsynth_live.benchmarks.engines import shipped_config
+    from nsynth_live.benchmarks.machine import SIMD_LEVELS
+    from nsynth_live.cli import main
+
+    shipped = shipped_config()
+    assert shipped == "live-sine"
+    path = tmp_path / "engines.json"
+    assert main(["bench", "engines", "--json", str(path), "--batches", "2", "--seconds", "0.01", "--repeats", "1",
+                 "--peak-size", "128", "--threads", "1", "--configs", f"live,{shipped}"]) == 0
+    report = json.loads(path.read_text())
+    rows = {(r["engine"], r["config"]): r for r in report["rows"]}
+    assert set(rows) == {(e, c) for e in ("ort", "fused") for c in ("live", shipped)}, report["notes"]
+    assert rows[("fused", shipped)]["excitation"] and not rows[("fused", "live")]["excitation"]
+    machine = report["machine"]
+    assert machine["cpu"] and machine["simd"] in SIMD_LEVELS + ("none",)
+    for row in report["rows"]:
+        assert row["steps_per_s"] > 0
+        assert row["matmul_peak_gflops"] == report["matmul_peak_gflops"] > 0
+        assert row["fraction_of_peak"] == pytest.approx(row["gflops"] / report["matmul_peak_gflops"])
+        assert (row["cpu"], row["simd"]) == (machine["cpu"], machine["simd"])
+    out = capsys.readouterr().out
+    assert machine["cpu"] in out and f"({machine['simd']})" in out and "peak" in out
+    assert sum(shipped in line for line in out.splitlines()) == 2  # one table row per engine
+
+
+def test_bench_engines_names_the_flag_at_fault(capsys):
+    from nsynth_live.cli import main
+
+    assert main(["bench", "engines", "--json", "x.json", "--configs", "nope"]) == 2
+    assert "--configs nope:" in capsys.readouterr().err
 
 
 def test_near_tie_check_rejects_a_real_difference():

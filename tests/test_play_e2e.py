@@ -177,3 +177,20 @@ def test_ten_thousand_bad_packets_do_not_disturb_a_playing_note(jack_server, sin
     finally:
         cap.close()
         assert host.close() == 0
+
+
+def test_play_errors_name_the_value_and_the_cli_the_flag(capsys):
+    """The library names its parameter; the CLI maps it to the flag; nothing opens before."""
+    from nsynth_live.cli import main
+    from nsynth_live.errors import BadValue
+    from nsynth_live.host.play import PlaySettings, check_settings
+
+    with pytest.raises(BadValue, match="voices 0: must be at least 1") as err:
+        check_settings(PlaySettings(voices=0))
+    assert err.value.name == "voices"
+    with pytest.raises(BadValue, match="excitation_gain -1"):
+        check_settings(PlaySettings(excitation_gain=-1.0))
+    assert main(["play", "--voices", "0", "--no-midi"]) == 2
+    assert "play: error: --voices 0: must be at least 1" in capsys.readouterr().err
+    assert main(["play", "--temperature", "0", "--no-midi"]) == 2
+    assert "--temperature 0.0: temperature must be a finite number > 0" in capsys.readouterr().err

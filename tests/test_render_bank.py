@@ -207,9 +207,30 @@ def check_resumed(setup, out: Path, uninterrupted: Path) -> None:
     assert json.loads((uninterrupted / "manifest.json").read_text())["files"] == manifest["files"]
 
 
+KILLED_AFTER_TWO_CHUNKS = """
+import os, signal, sys
+from nsynth_live.host import render_bank as rb
+from nsynth_live.cli import main
+
+real = rb.render_bank
+
+
+def render_then_die(*args, **kwargs):
+    # The library's own progress callback: a SIGKILL once two chunks' files are written.
+    kwargs["after_chunk"] = lambda done: os.kill(os.getpid(), signal.SIGKILL) if done >= 2 else None
+    return real(*args, **kwargs)
+
+
+rb.render_bank = render_then_die
+sys.exit(main(["render-bank", *sys.argv[1:]]))
+"""
+
+
 def test_a_run_killed_after_two_chunks_resumes_without_rewriting(setup, tmp_path, uninterrupted):
+    """The CLI killed (SIGKILL, from its own after_chunk callback) right after its second chunk."""
     out = tmp_path / "out"
-    res = cli(*bank_args(setup, out, "--batch", "2"), env={"NSYNTH_RENDER_BANK_KILL_AFTER_CHUNKS": "2"})
+    res = subprocess.run([sys.executable, "-c", KILLED_AFTER_TWO_CHUNKS, *bank_args(setup, out, "--batch", "2")],
+                         capture_output=True, text=True, timeout=600)
     assert res.returncode == -signal.SIGKILL, res.stderr
     assert len(stats(out)) == 8  # two chunks of two notes, two velocities each
     manifest = json.loads((out / "manifest.json").read_text())

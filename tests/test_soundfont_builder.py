@@ -16,13 +16,13 @@ import pytest
 
 from nsynth_live import gm, soundfont
 from nsynth_live.errors import UserError
+from nsynth_live.int_list import parse_int_list
 from nsynth_live.nsynth import NOTE_SAMPLES, SPLITS, load_examples, read_note
 from nsynth_live.pitch import cents_off, note_f0
 from nsynth_live.soundfont import (
     DEFAULT_GAIN,
     Renderer,
     build_dataset,
-    parse_int_list,
     split_instruments,
     to_pcm16,
     wav_bytes,

@@ -19,11 +19,15 @@ def parse_range(text: str) -> tuple[int, int]:
 
 
 def parse_int_list(text: str) -> list[int]:
-    """``"25,50,75"`` -> [25, 50, 75]."""
+    """argparse type: ``"25,50,75"`` or ``"1-4,8"`` -> sorted distinct ints
+    (:func:`nsynth_live.int_list.parse_int_list`; argparse names the flag)."""
+    from nsynth_live.errors import UserError
+    from nsynth_live.int_list import parse_int_list as parse
+
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+        return parse(text, "list")
+    except UserError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_decoding_args(p: argparse.ArgumentParser) -> None:

@@ -107,10 +107,11 @@ def _build(args: argparse.Namespace) -> int:
     from nsynth_live.soundfont import (
         DEFAULT_GAIN,
         build_dataset,
-        parse_int_list,
         parse_programs,
         parse_splits,
     )
+
+    from nsynth_live.int_list import parse_int_list
 
     programs = parse_programs(args.programs, "--programs")
     pitches = parse_int_list(args.pitches, "--pitches", 0, 127)

@@ -32,9 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _play(args: argparse.Namespace) -> int:
-    from nsynth_live.host.play import play
+    from nsynth_live.host.play import PlaySettings, play
 
-    return play(args)
+    device = int(args.device) if args.device is not None and args.device.isdigit() else args.device
+    return play(PlaySettings(
+        model=args.model, bank=args.bank, engine=args.engine, threads=args.threads, seed=args.seed,
+        temperature=args.temperature, excitation_gain=args.excitation_gain, device=device,
+        midi=not args.no_midi, midi_in=args.midi_in, midi_api=args.midi_api, osc_host=args.osc_host,
+        osc_port=args.osc_port, voices=args.voices, block=args.block, status_line=not args.quiet,
+    ))
 
 
 def _devices(args: argparse.Namespace) -> int:  # noqa: ARG001 - argparse API

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from nsynth_live.cli.common import add_player_args, check_decoding
-
-KILL_AFTER_CHUNKS = "NSYNTH_RENDER_BANK_KILL_AFTER_CHUNKS"
-"""Test hook: SIGKILL this process after that many chunks' files are written (a crash at a known
-point, for the resume tests)."""
-
 
 DEFAULT_PITCHES = "21-108"  # NSynth's range and velocities
 DEFAULT_VELOCITIES = "25,50,75,100,127"
@@ -63,11 +57,12 @@ def _render_bank(args: argparse.Namespace) -> int:
     from nsynth_live.host.engines import open_engine
     from nsynth_live.host.model_files import load_export
     from nsynth_live.errors import UserError
+    from nsynth_live.int_list import parse_int_list
 
     # Every check that can fail runs before anything is written.
     check_decoding(args)
-    pitches = rb.parse_pitches(args.pitches)
-    velocities = rb.parse_velocities(args.velocities)
+    pitches = parse_int_list(args.pitches, "--pitches", 0, 127)
+    velocities = parse_int_list(args.velocities, "--velocities", 1, 127)
     shard = rb.parse_shard(args.shard) if args.shard is not None else None
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads {args.threads}: must be at least 1")
@@ -82,15 +77,8 @@ def _render_bank(args: argparse.Namespace) -> int:
                  bank_name=bank.name, bank_path=str(Path(bank.path).resolve()))
     todo = len(rb.items_of(sounds, pitches, shard))
     engine = open_engine(info, args.engine, max_voices=max(1, min(args.batch, todo)), threads=args.threads)
-    after = None
-    if os.environ.get(KILL_AFTER_CHUNKS):
-        import signal
-
-        limit = int(os.environ[KILL_AFTER_CHUNKS])
-        after = lambda k: os.kill(os.getpid(), signal.SIGKILL) if k >= limit else None  # noqa: E731
     try:
-        report = rb.render_bank(job, engine, info, progress=not args.no_progress and sys.stderr.isatty(),
-                                after_chunk=after)
+        report = rb.render_bank(job, engine, info, progress=not args.no_progress and sys.stderr.isatty())
     finally:
         engine.close()
     rate = report.rendered / report.seconds if report.seconds > 0 else 0.0
