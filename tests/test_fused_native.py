@@ -62,7 +62,8 @@ def test_native_kernel_renders_the_numba_kernels_stream(cfg, threads, isa):
     batch, n = 11, 700  # 11 voices: a full chunk of 8 and a partial one (or shares of 6 and 5)
     (ours, our_logits), (ref, ref_logits) = run_both(cfg, batch, n, [256, 3, 441], isa, threads)
     assert len(np.unique(ref)) > 20  # really sampled
-    np.testing.assert_allclose(our_logits, ref_logits, rtol=0, atol=2e-5 * np.abs(ref_logits).max())
+    # Measured here: bit for bit on AVX-512 and AVX2, ~4e-7 of the largest logit on the baseline build.
+    np.testing.assert_allclose(our_logits, ref_logits, rtol=0, atol=2e-6 * np.abs(ref_logits).max())
     if isa != "generic":  # the same FMAs in the same order: the same classes
         assert np.array_equal(ours, ref)
     else:  # no FMA in the baseline build: one rounding more per product, near-ties may differ

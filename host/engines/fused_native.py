@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,9 +35,6 @@ import numpy as np
 
 ISAS = ("generic", "avx2", "avx512")
 """The builds in one compiled kernel, in order of preference (codes 0, 1, 2 in the C file)."""
-
-CHUNK = 8
-"""Voices per register-tiled chunk (MAX_CHUNK in the C file)."""
 
 _PAD = 16  # widths padded to a multiple of 16 floats: whole vectors on every build
 
@@ -244,8 +240,9 @@ class NativeStep:
         exc_w = np.concatenate([exc_layers.reshape(-1), exc_out1.reshape(-1), np.zeros(_PAD, np.float32)])
         self._keep = [start_w, start_b, gate, out_w, out_b, out1, logits_w, np.ascontiguousarray(w.logits_b), exc_w,
                       hist, x_hist, t_pos, offsets, dilations]
-        for a in self._keep:
-            assert a.flags.c_contiguous
+        for a in self._keep:  # the C side indexes them as dense arrays
+            if not a.flags.c_contiguous:
+                raise ValueError("fused engine: the native kernel needs C-contiguous weights and state")
         md = ffi.new("fn_model *")
         md.n_layers, md.r, md.s, md.k, md.rp, md.sp = n_layers, r, s, k, rp, sp
         md.cond_width, md.hist_rows = 2 * r * n_layers + s, hist.shape[1]
@@ -256,6 +253,7 @@ class NativeStep:
         md.logits_b, md.exc_w = self._ptr("float *", self._keep[7]), self._ptr("float *", exc_w)
         md.hist, md.x_hist, md.t_pos = self._ptr("float *", hist), self._ptr("float *", x_hist), self._ptr("int64_t *", t_pos)
         self._md = md
+        self._n_exc, self._capacity = e, hist.shape[0]
         floats = int(self._lib.lib.fn_scratch_floats(md))
         self._scratch = [np.zeros(floats, np.float32) for _ in range(workers)]
         self._scratch_ptr = [self._ptr("float *", a) for a in self._scratch]
@@ -270,6 +268,20 @@ class NativeStep:
         Args:
             as ``fused_kernels.run_block`` (the empty arrays meaning "none").
         """
+        # The C side reads raw memory: a wrong dtype or layout would be read as garbage, not refused.
+        for a, dtype in ((slots, np.int64), (cond, np.float32), (switch, np.int64), (noise, np.float64),
+                         (temp, np.float32), (out, np.int64), (logits_out, np.float32), (feed, np.int64),
+                         (exc, np.float32)):
+            if a.dtype != dtype or not a.flags.c_contiguous:
+                raise TypeError(f"fused engine: the native kernel needs C-contiguous {np.dtype(dtype).name} "
+                                f"arrays, got {a.dtype} {a.shape}")
+        nv, n = noise.shape
+        e = exc.shape[2] if exc.shape[0] else 0
+        if (slots.shape != (nv,) or cond.shape != (nv, 2, self._md.cond_width) or switch.shape != (nv,)
+                or temp.shape != (nv,) or out.shape != (nv, n) or (logits_out.shape[0] and logits_out.shape != (nv, n, 256))
+                or (feed.shape[0] and feed.shape != (nv, n)) or (e and exc.shape[:2] != (nv, n))
+                or e != self._n_exc or (nv and (slots.min() < 0 or slots.max() >= self._capacity))):
+            raise ValueError("fused engine: the native kernel's arguments disagree in shape, excitation or slots")
         ffi = self._lib.ffi
         c = ffi.new("fn_call *")
         c.n = noise.shape[1]
@@ -286,11 +298,3 @@ class NativeStep:
         """Run the call's voices ``lo .. hi-1`` with scratch ``worker`` (the GIL is released)."""
         if self._lib.lib.fn_run_block(self._code, self._md, call, lo, hi, self._scratch_ptr[worker]) != 0:
             raise RuntimeError(f"fused engine: the {self.isa} kernel refused to run on this CPU")
-
-
-def native_status(isa: str | None = None) -> Mapping[str, str]:
-    """What the native kernel would run here: ``{"kernel": "native", "isa": ...}`` or the reason not."""
-    try:
-        return {"kernel": "native", "isa": choose_isa(isa), "library": str(load().path)}
-    except (NativeUnavailable, ValueError) as err:
-        return {"kernel": "numba", "reason": str(err)}
