@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from nsynth_live.int_list import parse_int_list
 from nsynth_live.soundfont import build_dataset
 
 SOUNDFONTS = ("/usr/share/sounds/sf2/TimGM6mb.sf2", "/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -94,11 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     if not fonts:
         print("no soundfont found; pass --soundfont", file=sys.stderr)
         return 2
-    programs = [int(p) for p in args.programs.split(",")]
-    lo, hi = (int(v) for v in args.pitches.split("-"))
-    pitches = range(lo, hi + 1)
-    velocities = [int(v) for v in args.velocities.split(",")]
-    worker_counts = [int(w) for w in args.workers.split(",")]
+    programs = parse_int_list(args.programs, "--programs", 0, 127)
+    pitches = parse_int_list(args.pitches, "--pitches", 0, 127)
+    velocities = parse_int_list(args.velocities, "--velocities", 1, 127)
+    worker_counts = parse_int_list(args.workers, "--workers", 1)
 
     rows = []
     for sf in fonts:
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": platform.machine(),
             "python": platform.python_version(),
             "programs": programs,
-            "pitches": [pitches.start, pitches.stop - 1],
+            "pitches": [pitches[0], pitches[-1]],
             "velocities": velocities,
             "repeat": args.repeat,
         }

@@ -18,7 +18,7 @@ import onnx
 from onnx import helper
 
 from nsynth_live.exporters import graphs
-from nsynth_live.exporters.metadata import (
+from nsynth_live.model_format import (
     EXPORTER_VERSION,
     FILES,
     FORMAT,

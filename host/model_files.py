@@ -9,7 +9,7 @@ itself and names every initializer after its field: ``start_w`` [k, R+S], ``star
 [256]; conditioner: ``embed_w`` [bottleneck, L*2R+S], ``pitch_w`` [128, L*2R+S] (pitch-conditioned
 configs only), ``bias`` [L*2R+S]. All float32, C-contiguous, matrices [in, out].
 
-An export directory (see DESIGN.md, "ONNX contract") holds ``encoder.onnx``,
+An export directory (docs/design.md, "The ONNX contract") holds ``encoder.onnx``,
 ``conditioner.onnx``, ``decoder_step.onnx`` and ``model.json``. :func:`load_export` refuses,
 with one :class:`~nsynth_live.errors.UserError` line naming the file and the mismatch: a missing
 file, an unparseable or invalid ONNX file, a model.json that is not valid JSON, missing
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from nsynth_live.exporters.metadata import (
+from nsynth_live.model_format import (
     EXPORTER_VERSION,
     FILES,
     FORMAT,

@@ -11,7 +11,7 @@
 | /nsynth/gain | g | Gain |
 | /nsynth/panic | — | Panic |
 | /nsynth/status | — | reply ``/nsynth/status`` to the sender |
-| /nsynth/temperature | t (> 0, clipped to 2) | Temperature (extension: not in DESIGN) |
+| /nsynth/temperature | t (> 0, clipped to 2) | Temperature (extension) |
 | /nsynth/excitation_gain | g (0..8) | ExcitationGain ("pitch lock"; extension) |
 
 Numbers may arrive as ints or floats (Pd and Max send floats): integers are rounded. A packet
@@ -106,7 +106,7 @@ def parse_message(address: str, args: list[Any]) -> ev.Event | None:
         return ev.XY(_unit(x, "x"), _unit(y, "y"))
     if address == f"{PREFIX}/gain":
         return ev.Gain(_unit(_args(args, 1, address)[0], "gain", 2.0))
-    # Extensions beyond DESIGN's table: the decoding settings, live (README: Decoding).
+    # Extensions beyond the base table of docs/design.md: the decoding settings, live (README: Decoding).
     if address == f"{PREFIX}/temperature":
         t = _number(_args(args, 1, address)[0], "temperature")
         if t <= 0:

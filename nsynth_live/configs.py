@@ -5,7 +5,7 @@ only in widths, layer counts and filter lengths:
 
 - ``paper``: the NSynth reference h512_bo16 (Engel et al. 2017), plus one-hot pitch conditioning.
 - ``live``: the largest decoder that streams voices in real time on a 2-core laptop CPU
-  (see ../shared/MEASUREMENTS.md: L=20, R=32, k=2 runs at ~3x real time per core, fused).
+  (L=20, R=32, k=2 measured ~3x real time per core on the fused engine: docs/benchmarks.md).
 - ``tiny``: for tests.
 
 This module is torch-free: the host reads configs from ``model.json`` with it.

@@ -1,8 +1,8 @@
 """A sinusoidal excitation at the note's f0, as neural source-filter vocoders use (optional).
 
 The paper conditions the decoder on a one-hot pitch only; a small WaveNet trained for a few CPU
-hours learns that mapping slowly (../shared/MEASUREMENTS.md: 1 of 12 notes in tune after 2.8k
-steps). A config with ``excitation_harmonics = H > 0`` also conditions every layer, sample by
+hours learns that mapping slowly (measured in this project: 1 of 12 notes in tune after 2.8k
+steps; docs/training.md). A config with ``excitation_harmonics = H > 0`` also conditions every layer, sample by
 sample, on ``[sin(2 pi h f0 t / sr), cos(...)]`` for h = 1..H (harmonics at or above Nyquist are
 zero): the period is given, the network shapes it. The phase starts at 0 at the note's first
 sample. The paper's configs keep H = 0.

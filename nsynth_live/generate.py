@@ -16,14 +16,14 @@ from nsynth_live.autoencoder import WaveNetAutoencoder
 from nsynth_live.configs import ModelConfig, history_length, receptive_field
 from nsynth_live.decoder import Decoder, decoder_step
 from nsynth_live.excitation import excitation
+from nsynth_live.ring_layout import RingLayout
 
 
 class RingCache:
     """Past layer inputs of a batch of voices, in one buffer of per-layer rings.
 
     Layer i keeps its last (k-1) * d_i inputs; all rings live side by side in ``hist``
-    [B, sum_i (k-1) d_i, R], so gathering every layer's taps and writing every layer's new column
-    are one indexing operation each. The index tables repeat with the period lcm((k-1) d_i).
+    [B, sum_i (k-1) d_i, R] in the layout of :class:`nsynth_live.ring_layout.RingLayout`.
     Everything starts at zero, as the causal zero padding of the teacher-forced forward.
 
     Args:
@@ -37,16 +37,10 @@ class RingCache:
         self, cfg: ModelConfig, batch: int, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
     ):
         k, r = cfg.decoder_kernel, cfg.residual
-        sizes = torch.tensor([(k - 1) * d for d in cfg.decoder_dilations])
-        offsets = torch.cumsum(sizes, 0) - sizes
-        dilations = torch.tensor(cfg.decoder_dilations)
-        lags = dilations[:, None] * torch.arange(k - 1, 0, -1)  # [L, k-1]: (k-1)d ... d, oldest first
-        self.period = math.lcm(*sizes.tolist())
-        t = torch.arange(self.period)[:, None, None]
-        # The slot of h_i[t - lag] is offsets_i + (t - lag) mod size_i; h_i[t] overwrites the slot
-        # of h_i[t - (k-1) d_i], which has just been read as the oldest tap.
-        self._read = (offsets[:, None] + (t - lags) % sizes[:, None]).reshape(self.period, -1).to(device)
-        self._write = (offsets + t[:, :, 0] % sizes).to(device)
+        layout = RingLayout(cfg)
+        self.period = layout.period
+        self._read = torch.from_numpy(layout.read).to(device)
+        self._write = torch.from_numpy(layout.write).to(device)
         self.shape = (batch, cfg.decoder_layers, (k - 1) * r)
         self.hist = torch.zeros(batch, history_length(cfg), r, dtype=dtype, device=device)
         self.x_hist = torch.zeros(batch, k, dtype=dtype, device=device)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from nsynth_live.exporters.export import export_model
-from nsynth_live.exporters.metadata import EXPORTER_VERSION, FILES, FORMAT, MODEL_JSON, from_props
+from nsynth_live.model_format import EXPORTER_VERSION, FILES, FORMAT, MODEL_JSON, from_props
 from nsynth_live.host.engines.onnx_sessions import CPU, make_session
 from nsynth_live.host.model_files import cond_weights_from_onnx, load_export, step_weight_names, step_weights_from_onnx
 from nsynth_live.autoencoder import WaveNetAutoencoder

@@ -4,7 +4,7 @@ There is no Max on Linux, so this reads the patcher JSON: every box is a standar
 its real inlet and outlet counts, every patch cord joins existing boxes and outlets, one
 [udpsend 127.0.0.1 9000] sends everything, and a small model of the objects used (message,
 prepend, pak, scale, pictslider, flonum, udpsend) plays every message box, the XY pad's corners and
-the number boxes into OSC messages that the host's own parser accepts, per DESIGN's address table
+the number boxes into OSC messages that the host's own parser accepts, per the address table of docs/design.md
 and the host's two extensions to it (temperature and pitch lock).
 """
 
@@ -21,9 +21,9 @@ from nsynth_live.host.osc_server import build_message, parse_message
 
 PATCH = Path(__file__).resolve().parents[1] / "presets" / "patches" / "nsynth-live.maxpat"
 
-# DESIGN's OSC table: address -> (argument count, event). /nsynth/status is left out of the Max
+# the OSC table of docs/design.md: address -> (argument count, event). /nsynth/status is left out of the Max
 # patch: the host replies to the sending port, and udpsend cannot receive.
-DESIGN = {
+BASE = {
     "/nsynth/note": (2, (ev.NoteOn, ev.NoteOff)),
     "/nsynth/note_off": (1, ev.NoteOff),
     "/nsynth/preset": (1, ev.SelectPreset),
@@ -33,12 +33,12 @@ DESIGN = {
     "/nsynth/gain": (1, ev.Gain),
     "/nsynth/panic": (0, ev.Panic),
 }
-# nsynth-live's extensions beyond DESIGN's table (host/osc_server.py): the decoding settings, live.
+# nsynth-live's extensions beyond the base table of docs/design.md (host/osc_server.py): the decoding settings, live.
 EXTENSIONS = {
     "/nsynth/temperature": (1, ev.Temperature),
     "/nsynth/excitation_gain": (1, ev.ExcitationGain),
 }
-ADDRESSES = {**DESIGN, **EXTENSIONS}
+ADDRESSES = {**BASE, **EXTENSIONS}
 
 # UI boxes (maxclass -> inlets, outlets) and objects in newobj boxes (name -> inlets, outlets;
 # None: one inlet per argument), as Max 8 creates them.
@@ -223,7 +223,7 @@ def test_message_boxes_send_design_messages(patch):
     # Every note switched on can be switched off from the patch.
     for pitch, velocity in seen["/nsynth/note"]:
         assert velocity == 0 or [pitch, 0] in seen["/nsynth/note"], pitch
-    assert set(seen) == (set(DESIGN) - {"/nsynth/xy"}) | set(EXTENSIONS)  # the XY pad sends /nsynth/xy
+    assert set(seen) == (set(BASE) - {"/nsynth/xy"}) | set(EXTENSIONS)  # the XY pad sends /nsynth/xy
 
 
 def test_extension_boxes_send_the_recommended_settings(patch):
@@ -244,7 +244,7 @@ def test_extension_boxes_send_the_recommended_settings(patch):
 
 @pytest.mark.parametrize("fx, fy", [(0, 0), (1, 0), (0, 1), (1, 1), (0.25, 0.75)])
 def test_xy_pad_sends_xy_with_y_up(patch, fx, fy):
-    """DESIGN's corners are (0,0), (1,0), (0,1), (1,1): bottom-left is (0, 0), top-right (1, 1)."""
+    """The corners (docs/design.md) are (0,0), (1,0), (0,1), (1,1): bottom-left is (0, 0), top-right (1, 1)."""
     model = MaxModel(patch)
     (pad,) = patch.ids("pictslider")
     model.drag(pad, fx, fy)

@@ -125,7 +125,7 @@ def test_receptive_fields():
 
 
 def test_flops_per_sample_of_paper():
-    # The MEASUREMENTS.md count for L=30, R=512, S=256, k=3 (118.492 MFLOP per sample) less the
+    # The hand count for L=30, R=512, S=256, k=3 (118.492 MFLOP per sample) less the
     # last layer's residual, which this model does not compute.
     assert configs.flops_per_sample(get_config("paper")) == 118_492_160 - 2 * 512 * 512
 

@@ -14,7 +14,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from nsynth_live.exporters.export import export_random
-from nsynth_live.exporters.metadata import EXPORTER_VERSION, MODEL_JSON, PROP_PREFIX
+from nsynth_live.model_format import EXPORTER_VERSION, MODEL_JSON, PROP_PREFIX
 from nsynth_live.host.model_files import load_export
 from nsynth_live.errors import UserError
 
@@ -140,7 +140,7 @@ def test_host_never_imports_torch(good):
         import sys
         sys.modules["torch"] = None  # any `import torch` now raises ImportError
         import numpy as np
-        import nsynth_live.host.model_files, nsynth_live.host.engines, nsynth_live.host.engines.ort_engine, nsynth_live.exporters.metadata
+        import nsynth_live.host.model_files, nsynth_live.host.engines, nsynth_live.host.engines.ort_engine, nsynth_live.model_format
         from nsynth_live.host.engines import open_engine
         try:
             import nsynth_live.host.engines.fused_engine
@@ -185,7 +185,7 @@ def test_decoding_settings_are_read_and_checked(broken):
 
 
 def test_an_export_without_decoding_settings_decodes_with_the_neutral_ones(broken):
-    from nsynth_live.exporters.metadata import FILES
+    from nsynth_live.model_format import FILES
     from nsynth_live.sampling import Decoding
 
     meta = json.loads((broken / MODEL_JSON).read_text())

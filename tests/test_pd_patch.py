@@ -4,7 +4,7 @@ Pd runs headless (``-nogui -nosound -nomidi``) with the example patch and a one-
 patch: ``[netreceive PORT 0 old]`` evaluates what the test writes to it over TCP, so the test can
 send to the patch's receivers (``nsynth-note 60 100;``) and click its boxes the way the GUI does
 (``pd-nsynth-live.pd mouse X Y 1 0;``). What the patch sends goes over real UDP, either to a
-socket here (checked address by address against DESIGN's OSC table, plus the host's two
+socket here (checked address by address against the OSC table of docs/design.md, plus the host's two
 extensions, and parsed by the host's own parser) or to a real ``nsynth-live play`` on the JACK
 dummy server, whose status reply comes back into the patch and whose audio is recorded.
 
@@ -37,9 +37,9 @@ PATCH = ROOT / "presets" / "patches" / "nsynth-live.pd"
 VENV_BIN = Path(sys.executable).parent
 RELEASE_S = (125 - 93) * 512 / 16000  # release frames of a 4 s trajectory (as in test_play_e2e)
 
-# DESIGN's OSC table: address -> the event the host's parser makes of it (None: the host answers
+# the OSC table of docs/design.md: address -> the event the host's parser makes of it (None: the host answers
 # /nsynth/status itself).
-DESIGN = {
+BASE = {
     "/nsynth/note": (ev.NoteOn, ev.NoteOff),
     "/nsynth/note_off": ev.NoteOff,
     "/nsynth/preset": ev.SelectPreset,
@@ -50,12 +50,12 @@ DESIGN = {
     "/nsynth/panic": ev.Panic,
     "/nsynth/status": type(None),
 }
-# nsynth-live's extensions beyond DESIGN's table (host/osc_server.py): the decoding settings, live.
+# nsynth-live's extensions beyond the base table of docs/design.md (host/osc_server.py): the decoding settings, live.
 EXTENSIONS = {
     "/nsynth/temperature": ev.Temperature,
     "/nsynth/excitation_gain": ev.ExcitationGain,
 }
-ADDRESSES = {**DESIGN, **EXTENSIONS}
+ADDRESSES = {**BASE, **EXTENSIONS}
 
 # Anything Pd prints about a broken patch or a failed message.
 PD_TROUBLE = re.compile(
@@ -294,7 +294,7 @@ def test_patch_uses_only_vanilla_objects():
 
 
 def test_receivers_send_the_design_messages(pd_exe, tmp_path):
-    """Every control's receive name, in real Pd, gives exactly DESIGN's message over UDP (or the
+    """Every control's receive name, in real Pd, gives exactly the message of docs/design.md over UDP (or the
     extension's, for temperature and pitch lock)."""
     host = Listener()
     pd = Pd(pd_exe, PATCH, tmp_path)
@@ -386,9 +386,9 @@ def test_clicking_every_box_sends_its_message(pd_exe, tmp_path):
         log = pd.quit()
         host.close()
     assert trouble(log) == [], log
-    # Every DESIGN address but /nsynth/xy (sliders: see the receivers test) has a box to click, and
+    # Every base address but /nsynth/xy (sliders: see the receivers test) has a box to click, and
     # so has each extension.
-    assert seen == (set(DESIGN) - {"/nsynth/xy"}) | set(EXTENSIONS)
+    assert seen == (set(BASE) - {"/nsynth/xy"}) | set(EXTENSIONS)
 
 
 # --------------------------------------------------------------------------- with the real host

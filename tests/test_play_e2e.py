@@ -194,3 +194,107 @@ def test_play_errors_name_the_value_and_the_cli_the_flag(capsys):
     assert "play: error: --voices 0: must be at least 1" in capsys.readouterr().err
     assert main(["play", "--temperature", "0", "--no-midi"]) == 2
     assert "--temperature 0.0: temperature must be a finite number > 0" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- from a DAW, on JACK
+
+
+class DawTrack:
+    """What a DAW on JACK does with an instrument that runs as its own program: a MIDI track's
+    output port feeds the instrument, and an audio track records the instrument's output port.
+
+    One JACK client with a MIDI out port (notes written at exact frames from its process
+    callback, as a sequencer does) and an audio in port (recorded frame by frame).
+    """
+
+    def __init__(self, server: str, seconds: float = 20.0):
+        import jack
+
+        self.client = jack.Client("daw", no_start_server=True, servername=server)
+        self.rate = self.client.samplerate
+        self.midi_out = self.client.midi_outports.register("track_midi_out")
+        self.audio_in = self.client.inports.register("record_in")
+        self.buf = np.zeros(int(seconds * self.rate), np.float32)
+        self.n = 0
+        self.pending: list[tuple[int, bytes]] = []  # (frame, MIDI bytes), in order
+        self.sent: list[int] = []  # the frames the events went out at
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, frames: int) -> None:
+        self.midi_out.clear_buffer()
+        while self.pending and self.pending[0][0] < self.n + frames:
+            frame, data = self.pending.pop(0)
+            offset = max(0, frame - self.n)
+            self.midi_out.write_midi_event(offset, data)
+            self.sent.append(self.n + offset)
+        end = min(self.n + frames, len(self.buf))
+        self.buf[self.n : end] = self.audio_in.get_array()[: end - self.n]
+        self.n += frames
+
+    def schedule(self, seconds_from_now: float, data: bytes) -> int:
+        frame = self.n + int(seconds_from_now * self.rate)
+        self.pending.append((frame, data))
+        return frame
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+
+@pytest.fixture()
+def own_jack_server():
+    """A JACK dummy server of this test's own (the shared one may carry other hosts' ports)."""
+    import os
+
+    name = f"nsynth-daw-{os.getpid()}"
+    env = {**os.environ, "JACK_DEFAULT_SERVER": name}
+    proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "16000", "-p", "256"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        for _ in range(100):
+            out = subprocess.run(["jack_wait", "-c"], capture_output=True, text=True, env=env).stdout
+            if out.strip() == "running":
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("jackd did not start")
+        yield name, env
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.jack
+def test_a_daw_track_plays_the_host_over_jack_and_records_it(jack_server, own_jack_server, sine_setup):
+    """README's Linux DAW route: a DAW's MIDI track port -> `play --midi-api jack --midi-in`, and
+    the host's audio port -> the DAW's recording input, all JACK connections."""
+    server, env = own_jack_server
+    export, bank = sine_setup
+    daw = DawTrack(server)
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "nsynth-live"), "play", "--model", str(export), "--bank", str(bank), "--engine", "fused",
+         "--osc-port", "0", "--quiet", "--block", "128", "--midi-api", "jack", "--midi-in", "daw:track_midi_out"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert "nsynth-live playing" in line and "MIDI: daw:track_midi_out" in line, proc.stderr.read()
+        outputs = [p.name for p in daw.client.get_ports(is_audio=True, is_output=True) if p.name.startswith("PortAudio")]
+        assert outputs, "the host has no audio output port on JACK"
+        daw.client.connect(outputs[0], daw.audio_in)  # the DAW's audio track records the host
+        on = daw.schedule(0.5, bytes([0x90, 60, 100]))
+        off = daw.schedule(1.5, bytes([0x80, 60, 0]))
+        time.sleep(1.5 + RELEASE_S + 1.0)
+        assert daw.sent == [on, off]
+        held = daw.buf[on:off]
+        assert np.abs(held).max() > 0.05, "the note never sounded"
+        f0 = note_f0(held[len(held) // 4 :], daw.rate, 0.0, len(held) / daw.rate)
+        assert f0 is not None and abs(cents_off(f0, 60)) < 50, f0
+        onset = on + int(np.flatnonzero(np.abs(daw.buf[on:off]) > 1e-3)[0])
+        assert (onset - on) / daw.rate < 0.1  # heard within 100 ms of the DAW's note-on frame
+        tail = daw.buf[off + int((RELEASE_S + 0.3) * daw.rate) : daw.n]
+        assert len(tail) > 0.1 * daw.rate and np.abs(tail).max() < 1e-3, "still sounding after the release"
+    finally:
+        daw.close()
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0, proc.stderr.read()

@@ -31,6 +31,7 @@ import numpy as np
 
 from nsynth_live.host.engines import fused_kernels as K
 from nsynth_live.configs import N_CLASSES, ModelConfig, history_length
+from nsynth_live.ring_layout import RingLayout
 
 _EMPTY_LOGITS = np.zeros((0, 0, 0), np.float32)
 _EMPTY_FEED = np.zeros((0, 0), np.int64)
@@ -133,8 +134,7 @@ class FusedEngine:
         self.parallel = parallel
         self._w = _Weights(cfg, weights)
         k, r, s = cfg.decoder_kernel, cfg.residual, cfg.skip
-        sizes = np.array([(k - 1) * d for d in cfg.decoder_dilations], np.int64)
-        self._offsets = np.cumsum(sizes) - sizes
+        self._offsets = RingLayout(cfg).offsets  # the kernel computes the rows from these
         self._dilations = np.array(cfg.decoder_dilations, np.int64)
         self.hist = np.zeros((max_voices, history_length(cfg), r), np.float32)
         self.x_hist = np.zeros((max_voices, k), np.float32)

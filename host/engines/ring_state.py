@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from nsynth_live.configs import ModelConfig, history_length
+from nsynth_live.ring_layout import RingLayout
 
 
 class RingState:
     """Per-slot decoder state in numpy: rings of past layer inputs, last k inputs, position.
+
+    The rings are in the layout of :class:`nsynth_live.ring_layout.RingLayout` (its index tables).
 
     Attributes:
         hist: float32 [max_voices, sum_i (k-1) d_i, R]: per slot, every layer's ring side by side
@@ -27,14 +28,9 @@ class RingState:
 
     def __init__(self, cfg: ModelConfig, max_voices: int, with_hist: bool = True):
         k, r = cfg.decoder_kernel, cfg.residual
-        sizes = np.array([(k - 1) * d for d in cfg.decoder_dilations], np.int64)
-        offsets = np.cumsum(sizes) - sizes
-        lags = np.array(cfg.decoder_dilations, np.int64)[:, None] * np.arange(k - 1, 0, -1)  # [L, k-1]
-        self.period = math.lcm(*sizes.tolist())
-        t = np.arange(self.period)[:, None, None]
-        # Slot of h_i[t - lag] is offset_i + (t - lag) mod size_i (RingCache's tables).
-        self.read = (offsets[:, None] + (t - lags) % sizes[:, None]).reshape(self.period, -1)  # [P, L*(k-1)]
-        self.write = offsets + t[:, :, 0] % sizes  # [P, L]
+        layout = RingLayout(cfg)
+        self.period = layout.period
+        self.read, self.write = layout.read, layout.write  # [P, L*(k-1)], [P, L]
         self.n_layers, self.kernel, self.residual = cfg.decoder_layers, k, r
         self.length = history_length(cfg)
         self.hist = np.zeros((max_voices if with_hist else 0, self.length, r), np.float32)

@@ -1,4 +1,4 @@
-"""``nsynth-live export``: a training checkpoint -> an ONNX export directory (DESIGN: ONNX contract)."""
+"""``nsynth-live export``: a training checkpoint -> an ONNX export directory (docs/design.md: the ONNX contract)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """The export format's contract: file names, metadata keys, weight hashes (torch-free).
 
-Both sides use this module: :mod:`exporters.export` writes the metadata, ``host.model_files``
-checks it. It imports only numpy, onnx and :mod:`nsynth_live.configs`, so the torch-free host can
-import it.
+Both sides use this module: :mod:`nsynth_live.exporters.export` writes the metadata,
+:mod:`nsynth_live.host.model_files` checks it. It lives outside both packages and imports only
+numpy, onnx and :mod:`nsynth_live.configs`, so the torch-free host depends on the contract, not on
+the exporter (an import contract in pyproject.toml keeps it so).
 
 Metadata is one JSON-able dict. ``model.json`` holds it as is; every ONNX file holds the same
 dict in its ``metadata_props``, one entry per top-level key (``nsynth_live.<key>`` -> the key's
