@@ -3,7 +3,7 @@
 The C kernel runs the same step as the numba one (:mod:`nsynth_live.host.engines.fused_kernels`), laid
 out for the vector units: per sample, each layer's work for all voices of a chunk (up to 8) is a
 few small matrix products computed in register tiles, at a far higher share of the CPU's FMA
-peak than the numba kernel's matrix-vector loops (bench/bench_fused.py, ``--kernel``).
+peak than the numba kernel's matrix-vector loops (bench/bench_fused.py ``--kernels native,numba``).
 
 Build: the first engine that asks compiles the C file with the system C compiler (``$CC``, else
 ``cc``/``gcc``; on Windows a MinGW-w64 gcc or clang on PATH) into the user's cache
