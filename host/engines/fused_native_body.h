@@ -279,11 +279,6 @@ static void FN(run_chunk)(const fn_model *md, const fn_call *cl, int64_t vb, int
                 float *zi = zl + i * G;
                 FN(put)(zi, cv, R, Rp);
                 FN(put)(zi + Rp, cv + R, R, Rp);
-                for (int e = 0; e < E; e++) {
-                    const float xe = cl->exc[(v * n + t) * E + e];
-                    const float *we = md->exc_w + ((int64_t)l * E + e) * G;
-                    for (int j = 0; j < G; j++) zi[j] = zi[j] + xe * we[j];
-                }
                 for (int tap = 0; tap < K - 1; tap++) {
                     const int64_t back = tv - (K - 1 - tap) * d;
                     const int64_t src = off + (pow2 ? (back & (size - 1)) : ((back % size) + size) % size);
@@ -298,6 +293,9 @@ static void FN(run_chunk)(const fn_model *md, const fn_call *cl, int64_t vb, int
                     for (int64_t q = 0; q < (int64_t)R * 4; q += 64) __builtin_prefetch(np_ + q);
                 }
             }
+            /* The excitation's share, exc[v, t, :] @ exc_w's columns of this layer: a GEMM over
+             * the E channels (added in channel order before the taps, as the numba kernel). */
+            if (E) FN(gemm)(m, G, E, cl->exc + (vb * n + t) * E, (int)(n * E), md->exc_w + (int64_t)l * E * G, G, zl, G);
             if (KT) FN(gemm)(m, G, KT, taps, KT, md->gate_w + (int64_t)l * K * Rp * G, G, zl, G);
         }
         /* h_0 and the first skip term: x_hist @ start_w + start_b, one [Rp + Sp] row. */
@@ -341,13 +339,9 @@ static void FN(run_chunk)(const fn_model *md, const fn_call *cl, int64_t vb, int
             const float *cv = cl->cond + (v * 2 + (t < cl->sw[v] ? 0 : 1)) * C + (int64_t)L * 2 * R;
             float *oi = o1 + i * Sp;
             FN(put)(oi, cv, S, Sp);
-            for (int e = 0; e < E; e++) {
-                const float xe = cl->exc[(v * n + t) * E + e];
-                const float *we = md->exc_w + (int64_t)L * E * G + (int64_t)e * Sp;
-                for (int j = 0; j < Sp; j++) oi[j] = oi[j] + xe * we[j];
-            }
             for (int j = 0; j < Sp; j++) skip[i * Sp + j] = skip[i * Sp + j] > 0.0f ? skip[i * Sp + j] : 0.0f;
         }
+        if (E) FN(gemm)(m, Sp, E, cl->exc + (vb * n + t) * E, (int)(n * E), md->exc_w + (int64_t)L * E * G, Sp, o1, Sp);
         FN(gemm)(m, Sp, Sp, skip, Sp, md->out1_w, Sp, o1, Sp);
         for (int i = 0; i < m; i++) {
             for (int j = 0; j < Sp; j++) skip[i * Sp + j] = o1[i * Sp + j] > 0.0f ? o1[i * Sp + j] : 0.0f;
