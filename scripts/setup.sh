@@ -7,8 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# gcc + libc6-dev: the fused engine compiles its native kernel on first use (numba without them).
 APT_PACKAGES=(libportaudio2 jackd2 libfluidsynth3 libsndfile1 timgm6mb-soundfont csound-soundfont puredata-core
-              chromium chromium-driver)
+              chromium chromium-driver gcc libc6-dev)
 TORCH_PIN="${NSYNTH_TORCH_PIN:-torch==2.13.0}"
 
 missing=()

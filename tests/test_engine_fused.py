@@ -57,11 +57,13 @@ def random_case(cfg: ModelConfig, batch: int, n: int, seed: int = 0):
 
 
 def stream(engine: FusedEngine, slots, cond: np.ndarray, noise: np.ndarray, sizes, start: int = 0,
-           feed: np.ndarray | None = None, temperature: float = 1.0):
+           feed: np.ndarray | None = None, temperature: float = 1.0, exc: np.ndarray | None = None):
     """Run per-frame conditioning through the engine in blocks of the given sizes (cycled).
 
     Sample t (absolute, from ``start``) uses frame t // hop; each block gets its frame's row and
     the next frame's row with the block-relative switch, as the realtime host passes them.
+
+    exc (optional): float32 [V, N, E], each sample's excitation (configs with one).
 
     Returns:
         (classes int64 [V, N], logits float32 [V, N, 256]) for N = noise.shape[1].
@@ -82,7 +84,8 @@ def stream(engine: FusedEngine, slots, cond: np.ndarray, noise: np.ndarray, size
         lo = np.empty((nv, n, 256), np.float32)
         classes[:, t0 : t0 + n] = engine.generate(
             slots, padded[:, f : f + 2], switch, noise[:, t0 : t0 + n], temperature, logits_out=lo,
-            feed=None if feed is None else feed[:, t0 : t0 + n])
+            feed=None if feed is None else feed[:, t0 : t0 + n],
+            exc=None if exc is None else np.ascontiguousarray(exc[:, t0 : t0 + n]))
         logits[:, t0 : t0 + n] = lo
         t0 += n
     return classes, logits

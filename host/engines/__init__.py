@@ -5,8 +5,9 @@
 - :mod:`.inputs`: validation of the per-frame graphs' inputs;
 - :mod:`.onnx_sessions`: ONNX Runtime sessions and the per-frame front end (encoder, conditioner);
 - :mod:`.ort_engine`: the ``ort`` engine (the decoder step through ONNX Runtime);
-- :mod:`.fused_engine`, :mod:`.fused_kernels`, :mod:`.fused_adapter`: the ``fused`` engine (a
-  compiled CPU step) and its adapter to the interface;
+- :mod:`.fused_engine`, :mod:`.fused_kernels`, :mod:`.fused_native`, :mod:`.fused_adapter`: the
+  ``fused`` engine (a compiled CPU step: the C kernel of fused_native.c, or numba's) and its
+  adapter to the interface;
 - :mod:`.offline`: offline rendering through an engine (:func:`render_frames`);
 - :mod:`.factory`: :func:`open_engine`, which picks and opens an engine.
 

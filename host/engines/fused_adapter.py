@@ -20,13 +20,16 @@ class FusedAdapter(Engine):
     Args:
         info: the validated export; weights come from ``decoder_step.onnx``'s initializers.
         max_voices: voice slots.
-        threads: worker threads (default 2).
+        threads: worker threads (default: every core this process may run on,
+            :func:`~nsynth_live.host.engines.fused_engine.usable_cores`).
     """
 
     name = "fused"
 
     def __init__(self, info: ExportInfo, max_voices: int = 16, threads: int | None = None):
-        self._threads = threads or 2
+        from nsynth_live.host.engines.fused_engine import usable_cores
+
+        self._threads = threads or usable_cores()
         super().__init__(info, max_voices, OrtFrontEnd(info, threads=self._threads, device="cpu"))
         try:
             from nsynth_live.host.engines.fused_engine import COMPILE_NOTICE, FusedEngine, compile_cache_is_cold

@@ -2,8 +2,11 @@
 
 One call generates a block of samples for a set of voices: every layer of every step, the output
 stack and the draw (the sampling rule of :mod:`nsynth_live.sampling`) run inside one compiled
-function (:func:`nsynth_live.host.engines.fused_kernels.run_block`), with the voices split across a small persistent
-pool of worker threads (the kernel releases the GIL). The per-voice state (each layer's ring of
+function, with the voices split across a small persistent pool of worker threads (the kernel
+releases the GIL). Two kernels compute the same step: the C kernel of
+:mod:`nsynth_live.host.engines.fused_native` (register-tiled small GEMMs, AVX-512 or AVX2,
+compiled on first use; the default where a C compiler is present) and the numba kernel
+:func:`nsynth_live.host.engines.fused_kernels.run_block` (the fallback). The per-voice state (each layer's ring of
 past inputs, the last k input samples, the position) lives in slot arrays of fixed capacity, as
 :class:`nsynth_live.generate.RingCache` keeps it, so voices come and go without touching the
 others. Weights are the plain numpy dict of ``host.model_files.step_weights_from_onnx`` (the
@@ -50,6 +53,13 @@ _EMPTY_LOGITS = np.zeros((0, 0, 0), np.float32)
 _EMPTY_FEED = np.zeros((0, 0), np.int64)
 _EMPTY_EXC = np.zeros((0, 0, 0), np.float32)
 _EMPTY_EXC_W = np.zeros((0, 0), np.float32)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one, else all)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _check(weights: Mapping[str, np.ndarray], name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -111,12 +121,19 @@ class FusedEngine:
             measured faster and steadier on the 2-core development CPU (bench/bench_fused.py).
         warmup: run one tiny block at construction so that the first real-time call neither
             compiles nor loads anything (the compiled code is cached on disk by numba).
+        kernel: ``"native"`` (the C kernel of :mod:`.fused_native`, compiled on first use),
+            ``"numba"`` (:mod:`.fused_kernels`), or ``"auto"``: native where it builds here,
+            else numba with one line on stderr saying why. None: ``$NSYNTH_FUSED_KERNEL`` or auto.
+            The native kernel runs its shares on the thread pool (``parallel="pool"``).
+        isa: the native kernel's build (``auto``, ``avx512``, ``avx2``, ``generic``; None:
+            ``$NSYNTH_FUSED_ISA`` or auto, the best this CPU runs).
     """
 
     name = "fused"
 
     def __init__(self, cfg: ModelConfig, weights: Mapping[str, np.ndarray], max_voices: int = 16,
-                 threads: int = 2, warmup: bool = True, parallel: str = "pool"):
+                 threads: int = 2, warmup: bool = True, parallel: str = "pool", kernel: str | None = None,
+                 isa: str | None = None):
         if parallel not in ("pool", "prange"):
             raise ValueError(f"fused engine: parallel must be 'pool' or 'prange', got {parallel!r}")
         if max_voices < 1:
@@ -150,11 +167,38 @@ class FusedEngine:
         )
         self._sz = np.zeros((threads, N_CLASSES), np.float32)
         self._scdf = np.zeros((threads, N_CLASSES), np.float32)
+        self._native = self._open_native(kernel, isa)
+        self.kernel = "numba" if self._native is None else f"native-{self._native.isa}"
         use_pool = threads > 1 and parallel == "pool"
         self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="fused") if use_pool else None
         self._lock = threading.Lock()  # one call at a time: the scratch and state are shared
         if warmup:
             self._warmup()
+
+    def _open_native(self, kernel: str | None, isa: str | None):
+        """The native kernel over this engine's weights and state, or None for the numba one."""
+        import os
+        import sys
+
+        from nsynth_live.host.engines import fused_native
+
+        kernel = kernel or os.environ.get("NSYNTH_FUSED_KERNEL") or "auto"
+        if kernel not in ("auto", "native", "numba"):
+            raise ValueError(f"fused engine: kernel must be auto, native or numba, got {kernel!r}")
+        if kernel == "numba" or (kernel == "auto" and self.parallel == "prange"):
+            return None
+        if self.parallel == "prange":
+            raise ValueError("fused engine: the native kernel runs on the thread pool (parallel='pool')")
+        cfg = self.cfg
+        dims = (cfg.decoder_layers, cfg.residual, cfg.skip, cfg.decoder_kernel)
+        try:
+            return fused_native.NativeStep(self._w, dims, self.hist, self.x_hist, self.t_pos, self._offsets,
+                                           self._dilations, self.threads, isa)
+        except fused_native.NativeUnavailable as err:
+            if kernel == "native":
+                raise ValueError(f"fused engine: the native kernel is unavailable: {err}") from err
+            print(f"fused engine: using the numba kernel (native kernel unavailable: {err})", file=sys.stderr)
+            return None
 
     @classmethod
     def from_export(cls, export_dir: str | Path, **kwargs) -> FusedEngine:
@@ -292,6 +336,15 @@ class FusedEngine:
         common = (idx, n, cond, switch, noise, temp, out, logits_out, feed, exc, self._w.exc_w, self.hist, self.x_hist, self.t_pos,
                   self._offsets, self._dilations) + self._w.args() + self._scratch
         shares = self._shares(nv)
+        if self._native is not None:
+            call = self._native.call(idx, cond, switch, noise, temp, out, logits_out, feed, exc)
+            with self._lock:
+                futures = [self._pool.submit(self._native.run, call, lo, hi, w)
+                           for w, (lo, hi) in enumerate(shares[1:], 1)] if self._pool is not None else []
+                self._native.run(call, *shares[0], 0)
+                for f in futures:
+                    f.result()
+            return out
         with self._lock:
             if self.parallel == "prange" and len(shares) > 1:
                 import numba

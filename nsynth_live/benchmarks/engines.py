@@ -175,13 +175,15 @@ def bench_engines(s: EngineBench, log: Any = sys.stderr) -> tuple[dict[str, Any]
                         notes.append(f"{kind} {name} B={batch} skipped: {err}")
                         print(f"  {notes[-1]}", file=log)
                         continue
+                    # The fused engine's kernel and instruction set (native-avx512, ..., numba).
+                    label = getattr(getattr(engine, "engine", None), "kernel", None)
                     try:
                         steps = time_engine(engine, batch, s.seconds, s.repeats)
                     finally:
                         engine.close()
                     samples = steps * batch
                     gflops = samples * flops_per_sample(cfg) / 1e9
-                    rows.append({"engine": kind, "config": name, "batch": batch,
+                    rows.append({"engine": kind, "kernel": label, "config": name, "batch": batch,
                                  "excitation": bool(cfg.excitation_harmonics), "steps_per_s": steps,
                                  "samples_per_s": samples, "rtf_per_voice": steps / SAMPLE_RATE, "gflops": gflops})
                     print(f"  {kind} {name} B={batch}: {steps:,.0f} steps/s per voice, "
@@ -193,7 +195,7 @@ def bench_engines(s: EngineBench, log: Any = sys.stderr) -> tuple[dict[str, Any]
     for row in rows:
         row.update(fraction_of_peak=row["gflops"] / peak, matmul_peak_gflops=peak, cpu=machine["cpu"],
                    simd=machine["simd"])
-        table.append([row["engine"], row["config"], row["batch"], f"{row['steps_per_s']:,.0f}",
+        table.append([row["engine"] + (f" ({row['kernel']})" if row["kernel"] else ""), row["config"], row["batch"], f"{row['steps_per_s']:,.0f}",
                       f"{row['samples_per_s']:,.0f}", f"{row['rtf_per_voice']:.3g}", f"{row['gflops']:,.1f}",
                       f"{100 * row['fraction_of_peak']:.0f}%", f"{peak:,.0f}", machine["simd"]])
     text = (f"{machine['cpu']} ({machine['simd']}), fp32 MatMul peak {peak:,.1f} GFLOP/s "

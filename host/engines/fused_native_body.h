@@ -1,0 +1,381 @@
+/* The fused step, written once for one vector width: included by fused_native.c once per ISA
+ * (AVX-512, AVX2+FMA, generic) with VW (floats per vector), MR_MAX and ACC_MAX (register tile
+ * limits) and SUFFIX (the function-name suffix) defined.
+ *
+ * Numerics match host/engines/fused_kernels.py (the numba kernel) operation for operation: every output
+ * of a matrix product is its initial value (bias, conditioning) plus the products in input
+ * order, each one fused multiply-add (the file is compiled with -ffp-contract=fast, as the numba
+ * kernel runs with fastmath "contract"); sigmoid/tanh are the same Cephes algorithms; the draw is
+ * the same float64 rule. So the two kernels agree to the last bit wherever both compilers
+ * contract the same expressions (measured: they do on this code), and otherwise to rounding.
+ */
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define FN(name) CAT(name, SUFFIX)
+
+typedef float CAT(vf, SUFFIX) __attribute__((vector_size(VW * 4), aligned(4)));
+#define VF CAT(vf, SUFFIX)
+
+/* C[m, n] += sum_k A[m, k] * B[k, n] for an mr x (nv * VW) tile, k in order. mr and nv are
+ * compile-time constants after inlining, so the accumulators live in registers. */
+static inline __attribute__((always_inline)) void FN(tile)(const int mr, const int nv, int kk, const float *a,
+                                                            int lda, const float *b, int ldb, float *c, int ldc) {
+    VF acc[MR_MAX][4];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nv; j++) acc[i][j] = *(const VF *)(c + i * ldc + j * VW);
+    for (int k = 0; k < kk; k++) {
+        VF w[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < nv; j++) w[j] = *(const VF *)(b + k * ldb + j * VW);
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            float x = a[i * lda + k];
+#pragma GCC unroll 4
+            for (int j = 0; j < nv; j++) acc[i][j] = acc[i][j] + x * w[j];
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nv; j++) *(VF *)(c + i * ldc + j * VW) = acc[i][j];
+}
+
+#define TILE_CASE(MR, NV) \
+    case (MR) * 8 + (NV): FN(tile)(MR, NV, kk, a + m0 * lda, lda, b + n0, ldb, c + m0 * ldc + n0, ldc); break;
+
+/* C [m, n] += A [m, kk] @ B [kk, n] (row-major, n a multiple of VW), each output summed in order
+ * of k. Tiles of up to MR_MAX rows by as many vectors as ACC_MAX accumulators allow. */
+static __attribute__((noinline)) void FN(gemm)(int m, int n, int kk, const float *a, int lda, const float *b,
+                                               int ldb, float *c, int ldc) {
+    for (int m0 = 0; m0 < m; m0 += MR_MAX) {
+        int mr = m - m0 < MR_MAX ? m - m0 : MR_MAX;
+        int nv_max = ACC_MAX / mr;
+        if (nv_max > 4) nv_max = 4;
+        if (nv_max < 1) nv_max = 1;
+        for (int n0 = 0; n0 < n; ) {
+            int left = (n - n0) / VW;
+            int nv = left < nv_max ? left : nv_max;
+            switch (mr * 8 + nv) {
+                TILE_CASE(1, 1) TILE_CASE(1, 2) TILE_CASE(1, 3) TILE_CASE(1, 4)
+                TILE_CASE(2, 1) TILE_CASE(2, 2) TILE_CASE(2, 3) TILE_CASE(2, 4)
+                TILE_CASE(3, 1) TILE_CASE(3, 2) TILE_CASE(3, 3) TILE_CASE(3, 4)
+                TILE_CASE(4, 1) TILE_CASE(4, 2) TILE_CASE(4, 3) TILE_CASE(4, 4)
+#if MR_MAX > 4
+                TILE_CASE(5, 1) TILE_CASE(5, 2) TILE_CASE(5, 3)
+                TILE_CASE(6, 1) TILE_CASE(6, 2)
+                TILE_CASE(7, 1) TILE_CASE(7, 2)
+                TILE_CASE(8, 1) TILE_CASE(8, 2)
+#endif
+                default: break; /* unreachable: nv <= ACC_MAX / mr */
+            }
+            n0 += nv * VW;
+        }
+    }
+}
+
+/* dst[:n] = src[:w], zeros after: whole vectors without checks in the usual case (w == n, a
+ * multiple of VW; the auto-vectoriser's alias and trip-count checks cost more than these short
+ * rows' copies). */
+static inline __attribute__((always_inline)) void FN(put)(float *restrict dst, const float *restrict src, int w,
+                                                           int n) {
+    if (w == n && n % VW == 0) {
+        for (int j = 0; j < n; j += VW) *(VF *)(dst + j) = *(const VF *)(src + j);
+        return;
+    }
+    for (int j = 0; j < w; j++) dst[j] = src[j];
+    for (int j = w; j < n; j++) dst[j] = 0.0f;
+}
+
+/* dst[:n] += src[:n], n a multiple of VW. */
+static inline __attribute__((always_inline)) void FN(add)(float *restrict dst, const float *restrict src, int n) {
+    for (int j = 0; j < n; j += VW) *(VF *)(dst + j) = *(const VF *)(dst + j) + *(const VF *)(src + j);
+}
+
+/* Elementwise work in explicit vectors (the compilers' auto-vectoriser leaves floor and the
+ * selects scalar here). floor(y) is computed exactly, without a rounding instruction, as
+ * round-to-nearest(y) by the 1.5 * 2**23 (2**52) trick, minus one where that rounded up. */
+typedef int32_t CAT(vi, SUFFIX) __attribute__((vector_size(VW * 4), aligned(4)));
+typedef double CAT(vd, SUFFIX) __attribute__((vector_size(VW * 4), aligned(8)));
+typedef int64_t CAT(vl, SUFFIX) __attribute__((vector_size(VW * 4), aligned(8)));
+typedef float CAT(vh, SUFFIX) __attribute__((vector_size(VW * 2), aligned(4)));
+#define VI CAT(vi, SUFFIX)
+#define VD CAT(vd, SUFFIX)
+#define VL CAT(vl, SUFFIX)
+#define VH CAT(vh, SUFFIX)
+
+static inline __attribute__((always_inline)) VF FN(self)(VI m, VF a, VF b) {
+    return (VF)(((VI)a & m) | ((VI)b & ~m));
+}
+
+static inline __attribute__((always_inline)) VD FN(seld)(VL m, VD a, VD b) {
+    return (VD)(((VL)a & m) | ((VL)b & ~m));
+}
+
+static inline __attribute__((always_inline)) VF FN(floorv)(VF y) {
+    const VF magic = (VF){} + 12582912.0f; /* 1.5 * 2**23: exact for |y| < 2**22 */
+    VF t = (y + magic) - magic;
+    return t - FN(self)(t > y, (VF){} + 1.0f, (VF){});
+}
+
+/* Cephes expf, as fused_kernels.exp_f32 (input clamped to [-87, 88]). */
+static inline __attribute__((always_inline)) VF FN(exp_f32)(VF x) {
+    x = FN(self)(x < EXP_LO, (VF){} + EXP_LO, x);
+    x = FN(self)(x > EXP_HI, (VF){} + EXP_HI, x);
+    VF fx = FN(floorv)(x * LOG2E_F + 0.5f);
+    VF r = x - fx * EXP_C1;
+    r = r - fx * EXP_C2;
+    VF r2 = r * r;
+    VF p = ((((EXP_P0 * r + EXP_P1) * r + EXP_P2) * r + EXP_P3) * r + EXP_P4) * r + EXP_P5;
+    p = p * r2 + r + 1.0f;
+    VI bits = (__builtin_convertvector(fx, VI) + 127) << 23;
+    return p * (VF)bits;
+}
+
+/* g[j] = sigmoid(zs[j]) * tanh(zt[j]) for j < n (n a multiple of VW). */
+static void FN(gate)(int n, const float *restrict zs, const float *restrict zt, float *restrict g) {
+    const VI sign = (VI){} + (int32_t)0x80000000;
+    for (int j = 0; j < n; j += VW) {
+        VF s = 1.0f / (1.0f + FN(exp_f32)(-*(const VF *)(zs + j)));
+        VF x = *(const VF *)(zt + j);
+        VF ax = (VF)((VI)x & ~sign);
+        VF big = 1.0f - 2.0f / (FN(exp_f32)(ax + ax) + 1.0f);
+        big = FN(self)(x >= 0.0f, big, -big);
+        VF x2 = x * x;
+        VF small = ((((TANH_T0 * x2 + TANH_T1) * x2 + TANH_T2) * x2 + TANH_T3) * x2 + TANH_T4) * x2 * x + x;
+        *(VF *)(g + j) = s * FN(self)(ax > TANH_SMALL, big, small);
+    }
+}
+
+/* p[j] = float32(exp(z[j] - zmax)) for j < n (n a multiple of VW / 2), the sampling rule's
+ * float64 exp (fused_kernels.exp_f64: ~1 ulp). */
+static void FN(exp_rows)(int n, const float *restrict z, float zmax, float *restrict p) {
+    const VD magic = (VD){} + 6755399441055744.0; /* 1.5 * 2**52 */
+    for (int j = 0; j < n; j += VW / 2) {
+        VH xf = *(const VH *)(z + j) - zmax;
+        /* exp(x) < 2**-150 for x < -104: the float32 result is 0 whatever the polynomial says
+         * (a trained model at a low temperature has most classes there). */
+        VH below = (VH){} + -104.0f;
+        int all_zero = 1;
+        for (int q = 0; q < VW / 2; q++) all_zero &= xf[q] < below[q];
+        if (all_zero) {
+            *(VH *)(p + j) = (VH){};
+            continue;
+        }
+        VD x = __builtin_convertvector(xf, VD);
+        x = FN(seld)(x < EXP_D_LO, (VD){} + EXP_D_LO, x);
+        VD y = x * LOG2E_D + 0.5;
+        VD tr = (y + magic) - magic;
+        VD fn = tr - FN(seld)(tr > y, (VD){} + 1.0, (VD){});
+        VD r = (x - fn * LN2_HI) - fn * LN2_LO;
+        VD q = (VD){} + INV_FACT13;
+        q = q * r + INV_FACT12;
+        q = q * r + INV_FACT11;
+        q = q * r + INV_FACT10;
+        q = q * r + INV_FACT9;
+        q = q * r + INV_FACT8;
+        q = q * r + INV_FACT7;
+        q = q * r + INV_FACT6;
+        q = q * r + INV_FACT5;
+        q = q * r + INV_FACT4;
+        q = q * r + INV_FACT3;
+        q = q * r + INV_FACT2;
+        q = (q * r) * r + r + 1.0;
+        /* 2**fn from its bits: fn + 1.5 * 2**52 holds the integer fn in its low bits. */
+        VL bits = (((VL)(fn + magic) - (VL)magic) + 1023) << 52;
+        *(VH *)(p + j) = __builtin_convertvector(q * (VD)bits, VH);
+    }
+}
+
+/* cdf[i, j] = float32(sum of cdf[i, :j+1] in float64, left to right) for the m rows (the
+ * rule's running sum), the rows' independent chains interleaved so that their adds overlap. */
+static inline __attribute__((always_inline)) void FN(running_sums)(const int m, float *cdf) {
+    double acc[MAX_CHUNK];
+#pragma GCC unroll 8
+    for (int i = 0; i < m; i++) acc[i] = 0.0;
+    for (int j = 0; j < N_CLS; j++)
+#pragma GCC unroll 8
+        for (int i = 0; i < m; i++) {
+            acc[i] += (double)cdf[i * N_CLS + j];
+            cdf[i * N_CLS + j] = (float)acc[i];
+        }
+}
+
+/* The rule of nsynth_live.sampling.sample_classes for the rows of a chunk (logit [m, N_CLS]),
+ * the voices' running sums interleaved (independent chains: the float64 adds overlap). */
+static void FN(sample)(int m, const float *logit, const double *u, const float *temp, float *z, float *cdf,
+                       int64_t *cls) {
+    for (int i = 0; i < m; i++) {
+        const float *l = logit + i * N_CLS;
+        float *zi = z + i * N_CLS;
+        float t = temp[i];
+        for (int j = 0; j < N_CLS; j++) zi[j] = l[j] / t; /* a division, as the rule */
+        VF vm = *(const VF *)zi;
+        for (int j = VW; j < N_CLS; j += VW) {
+            VF zj = *(const VF *)(zi + j);
+            vm = FN(self)(zj > vm, zj, vm);
+        }
+        float zmax = vm[0];
+        for (int j = 1; j < VW; j++) zmax = vm[j] > zmax ? vm[j] : zmax;
+        FN(exp_rows)(N_CLS, zi, zmax, cdf + i * N_CLS);
+    }
+    switch (m) { /* a constant voice count keeps the running sums in registers */
+        case 1: FN(running_sums)(1, cdf); break;
+        case 2: FN(running_sums)(2, cdf); break;
+        case 3: FN(running_sums)(3, cdf); break;
+        case 4: FN(running_sums)(4, cdf); break;
+        case 5: FN(running_sums)(5, cdf); break;
+        case 6: FN(running_sums)(6, cdf); break;
+        case 7: FN(running_sums)(7, cdf); break;
+        default: FN(running_sums)(8, cdf); break;
+    }
+    for (int i = 0; i < m; i++) {
+        const float *ci = cdf + i * N_CLS;
+        float threshold = (float)u[i] * ci[N_CLS - 1];
+        VI count = (VI){};
+        for (int j = 0; j < N_CLS; j += VW) count -= *(const VF *)(ci + j) < threshold; /* true is -1 */
+        int64_t total = 0;
+        for (int j = 0; j < VW; j++) total += count[j];
+        cls[i] = total;
+    }
+}
+
+/* One chunk of <= MAX_CHUNK voices (positions vb .. vb + m - 1 of the call) for the whole block. */
+static void FN(run_chunk)(const fn_model *md, const fn_call *cl, int64_t vb, int m, float *scratch) {
+    const int L = md->n_layers, R = md->r, S = md->s, K = md->k, E = cl->n_exc;
+    const int Rp = md->rp, Sp = md->sp, G = 2 * Rp, OW = Rp + Sp, C = md->cond_width, H = md->hist_rows;
+    const int KT = (K - 1) * Rp; /* tap rows of a gate matrix */
+    const int64_t n = cl->n;
+    /* Scratch carve-up (each piece a multiple of 16 floats: vectors stay 64-byte aligned). */
+    float *z = scratch;                       /* [L, m, G] gate sums */
+    float *taps = z + L * MAX_CHUNK * G;      /* [m, KT] */
+    float *xk = taps + MAX_CHUNK * KT;        /* [m, 16] (k <= 16) */
+    float *h = xk + MAX_CHUNK * 16;           /* [m, Rp] */
+    float *skip = h + MAX_CHUNK * Rp;         /* [m, Sp] */
+    float *g = skip + MAX_CHUNK * Sp;         /* [m, Rp] */
+    float *o = g + MAX_CHUNK * Rp;            /* [m, OW] */
+    float *o1 = o + MAX_CHUNK * OW;           /* [m, Sp] */
+    float *logit = o1 + MAX_CHUNK * Sp;       /* [m, 256] */
+    float *sz = logit + MAX_CHUNK * N_CLS;    /* [m, 256] */
+    float *scdf = sz + MAX_CHUNK * N_CLS;     /* [m, 256] */
+    double u[MAX_CHUNK];
+    float temp[MAX_CHUNK];
+    int64_t cls[MAX_CHUNK];
+    const int record = cl->logits_out != 0, forced = cl->feed != 0;
+    for (int i = 0; i < m; i++) temp[i] = cl->temperature[vb + i];
+
+    for (int64_t t = 0; t < n; t++) {
+        /* Every layer's conditioning (+ excitation) + taps @ its tap rows: independent of each
+         * other, only the rings are read. */
+        for (int l = 0; l < L; l++) {
+            const int64_t d = md->dilations[l], size = (K - 1) * d, off = md->offsets[l];
+            const int pow2 = (size & (size - 1)) == 0;
+            float *zl = z + (int64_t)l * m * G;
+            for (int i = 0; i < m; i++) {
+                const int64_t v = vb + i, slot = cl->slots[v], tv = md->t_pos[slot];
+                const float *cv = cl->cond + (v * 2 + (t < cl->sw[v] ? 0 : 1)) * C + (int64_t)l * 2 * R;
+                float *zi = zl + i * G;
+                FN(put)(zi, cv, R, Rp);
+                FN(put)(zi + Rp, cv + R, R, Rp);
+                for (int tap = 0; tap < K - 1; tap++) {
+                    const int64_t back = tv - (K - 1 - tap) * d;
+                    const int64_t src = off + (pow2 ? (back & (size - 1)) : ((back % size) + size) % size);
+                    const float *hs = md->hist + (slot * H + src) * R;
+                    float *ti = taps + i * KT + tap * Rp;
+                    FN(put)(ti, hs, R, Rp);
+                    /* The next sample's tap row: rings of long dilations are far apart (MBs for
+                     * a few voices), so without a prefetch every tap read waits on memory. */
+                    const int64_t nb = back + 1;
+                    const int64_t nsrc = off + (pow2 ? (nb & (size - 1)) : ((nb % size) + size) % size);
+                    const char *np_ = (const char *)(md->hist + (slot * H + nsrc) * R);
+                    for (int64_t q = 0; q < (int64_t)R * 4; q += 64) __builtin_prefetch(np_ + q);
+                }
+            }
+            /* The excitation's share, exc[v, t, :] @ exc_w's columns of this layer: a GEMM over
+             * the E channels (added in channel order before the taps, as the numba kernel). */
+            if (E) FN(gemm)(m, G, E, cl->exc + (vb * n + t) * E, (int)(n * E), md->exc_w + (int64_t)l * E * G, G, zl, G);
+            if (KT) FN(gemm)(m, G, KT, taps, KT, md->gate_w + (int64_t)l * K * Rp * G, G, zl, G);
+        }
+        /* h_0 and the first skip term: x_hist @ start_w + start_b, one [Rp + Sp] row. */
+        for (int i = 0; i < m; i++) {
+            const int64_t slot = cl->slots[vb + i];
+            for (int j = 0; j < K; j++) xk[i * 16 + j] = md->x_hist[slot * K + j];
+            FN(put)(o + i * OW, md->start_b, OW, OW);
+        }
+        FN(gemm)(m, OW, K, xk, 16, md->start_w, OW, o, OW);
+        for (int i = 0; i < m; i++) {
+            FN(put)(h + i * Rp, o + i * OW, Rp, Rp);
+            FN(put)(skip + i * Sp, o + i * OW + Rp, Sp, Sp);
+        }
+        for (int l = 0; l < L; l++) {
+            const int64_t size = (K - 1) * md->dilations[l], off = md->offsets[l];
+            const int pow2 = (size & (size - 1)) == 0, last = l == L - 1;
+            float *zl = z + (int64_t)l * m * G;
+            for (int i = 0; i < m; i++) { /* h_l[t] overwrites the oldest tap, read above */
+                const int64_t slot = cl->slots[vb + i], tv = md->t_pos[slot];
+                const int64_t dst = off + (pow2 ? (tv & (size - 1)) : tv % size);
+                float *hd = md->hist + (slot * H + dst) * R;
+                FN(put)(hd, h + i * Rp, R, R);
+            }
+            FN(gemm)(m, G, Rp, h, Rp, md->gate_w + ((int64_t)l * K * Rp + KT) * G, G, zl, G);
+            for (int i = 0; i < m; i++) FN(gate)(Rp, zl + i * G, zl + i * G + Rp, g + i * Rp);
+            /* g @ out_w + out_b: residual and skip side by side; the last layer only its skip. */
+            const int c0 = last ? Rp : 0;
+            const float *ob = md->out_b + (int64_t)l * OW;
+            for (int i = 0; i < m; i++)
+                FN(put)(o + i * OW + c0, ob + c0, OW - c0, OW - c0);
+            FN(gemm)(m, OW - c0, Rp, g, Rp, md->out_w + (int64_t)l * Rp * OW + c0, OW, o + c0, OW);
+            for (int i = 0; i < m; i++) {
+                if (!last)
+                    FN(add)(h + i * Rp, o + i * OW, Rp);
+                FN(add)(skip + i * Sp, o + i * OW + Rp, Sp);
+            }
+        }
+        /* relu(relu(skip) @ out1_w + cond_out1 (+ excitation)) @ logits_w + logits_b. */
+        for (int i = 0; i < m; i++) {
+            const int64_t v = vb + i;
+            const float *cv = cl->cond + (v * 2 + (t < cl->sw[v] ? 0 : 1)) * C + (int64_t)L * 2 * R;
+            float *oi = o1 + i * Sp;
+            FN(put)(oi, cv, S, Sp);
+            for (int j = 0; j < Sp; j++) skip[i * Sp + j] = skip[i * Sp + j] > 0.0f ? skip[i * Sp + j] : 0.0f;
+        }
+        if (E) FN(gemm)(m, Sp, E, cl->exc + (vb * n + t) * E, (int)(n * E), md->exc_w + (int64_t)L * E * G, Sp, o1, Sp);
+        FN(gemm)(m, Sp, Sp, skip, Sp, md->out1_w, Sp, o1, Sp);
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < Sp; j++) skip[i * Sp + j] = o1[i * Sp + j] > 0.0f ? o1[i * Sp + j] : 0.0f;
+            FN(put)(logit + i * N_CLS, md->logits_b, N_CLS, N_CLS);
+            u[i] = cl->noise[(vb + i) * n + t];
+        }
+        FN(gemm)(m, N_CLS, Sp, skip, Sp, md->logits_w, N_CLS, logit, N_CLS);
+        FN(sample)(m, logit, u, temp, sz, scdf, cls);
+        for (int i = 0; i < m; i++) {
+            const int64_t v = vb + i, slot = cl->slots[v];
+            if (record)
+                for (int j = 0; j < N_CLS; j++) cl->logits_out[(v * n + t) * N_CLS + j] = logit[i * N_CLS + j];
+            int64_t c = cls[i];
+            cl->out[v * n + t] = c;
+            if (forced) c = cl->feed[v * n + t];
+            float *xh = md->x_hist + slot * K;
+            for (int j = 0; j < K - 1; j++) xh[j] = xh[j + 1];
+            xh[K - 1] = (float)(c - 128) / 128.0f;
+            md->t_pos[slot] += 1;
+        }
+    }
+}
+
+static void FN(run_block)(const fn_model *md, const fn_call *cl, int64_t lo, int64_t hi, float *scratch) {
+    for (int64_t vb = lo; vb < hi; vb += MAX_CHUNK) {
+        int m = hi - vb < MAX_CHUNK ? (int)(hi - vb) : MAX_CHUNK;
+        FN(run_chunk)(md, cl, vb, m, scratch);
+    }
+}
+
+#undef VF
+#undef VI
+#undef VD
+#undef VL
+#undef VH
+#undef FN
+#undef TILE_CASE
