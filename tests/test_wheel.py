@@ -27,8 +27,13 @@ SHIPPED = ["presets/default/model/model.json", "presets/default/model/encoder.on
            "presets/patches/nsynth-live.pd", "presets/patches/nsynth-live.maxpat"]
 
 
-def run(cmd: list[str], cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def run(cmd: list[str], cwd: Path | None = None, timeout: int = 600,
+        cache: Path | None = None) -> subprocess.CompletedProcess:
+    """``cmd`` as a user of the wheel runs it; ``cache``: the compiled kernels' cache folder
+    (a new user's is empty)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    if cache is not None:
+        env["NSYNTH_LIVE_CACHE"] = str(cache)
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -74,15 +79,17 @@ def test_a_base_install_renders_the_shipped_default_without_torch(installed, tmp
         res = run([py, "-c", f"import {name}"], cwd=tmp_path)
         assert res.returncode == 1 and f"No module named '{name}'" in res.stderr, (name, res.stderr)
 
-    res = run([nl, "render-midi", str(ROOT / "presets" / "phrase.mid"), "--out", "x.wav"], cwd=tmp_path)
+    cache = tmp_path / "kernel-cache"
+    res = run([nl, "render-midi", str(ROOT / "presets" / "phrase.mid"), "--out", "x.wav"], cwd=tmp_path, cache=cache)
     assert res.returncode == 0, res.stderr
-    # A fresh install's numba cache is cold: the first start says why it stalls, the next does not.
-    assert "compiling the fused engine (first start only" in res.stderr
+    # A fresh install's kernel caches are cold: the first start says why it stalls (the C kernel's
+    # compile, or numba's where no compiler is found), the next does not.
+    assert "fused engine: compiling its native kernel" in res.stderr or "compiling the fused engine" in res.stderr
     audio, rate = sf.read(tmp_path / "x.wav")
     assert rate == 16000 and len(audio) > 2 * rate and 0.05 < np.abs(audio).max() <= 1.0
 
     res = run([nl, "render-bank", "--presets", "flute", "--pitches", "60", "--out", "b", "--no-progress"],
-              cwd=tmp_path)
+              cwd=tmp_path, cache=cache)
     assert res.returncode == 0, res.stderr
     assert "compiling" not in res.stderr
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
@@ -100,3 +107,22 @@ def test_a_base_install_renders_the_shipped_default_without_torch(installed, tmp
             f"nsynth-live {cmd[0]}: error: this command needs torch, which the base install leaves out; "
             "install the training stack with: pip install 'nsynth-live[train]'"]
     assert run([py, "-c", "import torch"]).returncode == 1  # nothing above installed it
+
+
+@pytest.mark.slow
+def test_the_train_extra_trains_and_exports(installed, tmp_path, nsynth_tiny):
+    """Last in this file: it adds torch to the venv the tests above need without it."""
+    wheel, venv = installed
+    py, nl = str(venv / "bin" / "python"), str(venv / "bin" / "nsynth-live")
+    # torch pinned first, as scripts/setup.sh does (the CPU wheel on this machine, never a CUDA build).
+    for spec in ("torch==2.13.0", f"{wheel}[train]"):
+        res = run([py, "-m", "pip", "install", "-q", spec], timeout=900)
+        assert res.returncode == 0, (spec, res.stderr[-2000:])
+    res = run([nl, "train", "--config", "tiny", "--data", str(nsynth_tiny), "--out", "run", "--steps", "2",
+               "--batch-size", "2", "--crop", "1024", "--valid-every", "2", "--valid-notes", "2", "--no-progress",
+               "--threads", "1"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    res = run([nl, "export", "--checkpoint", "run", "--out", "exp"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    meta = json.loads((tmp_path / "exp" / "model.json").read_text())
+    assert meta["config"]["name"] == "tiny" and (tmp_path / "exp" / "decoder_step.onnx").is_file()

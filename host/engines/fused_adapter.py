@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,11 +31,9 @@ class FusedAdapter(Engine):
         self._threads = threads or usable_cores()
         super().__init__(info, max_voices, OrtFrontEnd(info, threads=self._threads, device="cpu"))
         try:
-            from nsynth_live.host.engines.fused_engine import COMPILE_NOTICE, FusedEngine, compile_cache_is_cold
+            from nsynth_live.host.engines.fused_engine import FusedEngine
         except ImportError as err:
             raise UserError(f"the fused engine is unavailable here ({err})") from None
-        if compile_cache_is_cold():  # the ~20 s silent stall of a first start, explained
-            print(COMPILE_NOTICE, file=sys.stderr, flush=True)
 
         self._cond_front: Any = None
         weights = step_weights_from_onnx(info.decoder_step)

@@ -22,6 +22,7 @@ No torch here: the host runs without it (docs/design.md).
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -167,7 +168,10 @@ class FusedEngine:
         )
         self._sz = np.zeros((threads, N_CLASSES), np.float32)
         self._scdf = np.zeros((threads, N_CLASSES), np.float32)
-        self._native = self._open_native(kernel, isa)
+        self._native = self._open_native(kernel, isa)  # says so itself when it compiles
+        if self._native is None and warmup and compile_cache_is_cold():
+            # numba's ~20 s compile of a first start, explained rather than a silent stall.
+            print(COMPILE_NOTICE, file=sys.stderr, flush=True)
         self.kernel = "numba" if self._native is None else f"native-{self._native.isa}"
         use_pool = threads > 1 and parallel == "pool"
         self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="fused") if use_pool else None
