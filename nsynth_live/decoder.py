@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -177,8 +178,8 @@ class StepWeights:
         out1_w: [S, S].
         logits_w: [S, 256].
         logits_b: [256].
-        exc_w: [2H, L*2R + S]: the excitation's projection onto every layer's conditioning and
-            out1's (configs with ``excitation_harmonics``), else None.
+        exc_w: [E, L*2R + S]: the excitation's projection onto every layer's conditioning and
+            out1's (configs with an excitation or a learned source), else None.
     """
 
     start_w: torch.Tensor
@@ -188,6 +189,17 @@ class StepWeights:
     logits_w: torch.Tensor
     logits_b: torch.Tensor
     exc_w: torch.Tensor | None = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """float32 numpy copies named as ``decoder_step.onnx``'s initializers (``layers.3.gate_w``,
+        ``exc_w`` where there is one): what the fused engine takes, without an export."""
+        w = {"start_w": self.start_w, "start_b": self.start_b, "out1_w": self.out1_w,
+             "logits_w": self.logits_w, "logits_b": self.logits_b}
+        for i, layer in enumerate(self.layers):
+            w[f"layers.{i}.gate_w"], w[f"layers.{i}.out_w"], w[f"layers.{i}.out_b"] = layer.gate_w, layer.out_w, layer.out_b
+        if self.exc_w is not None:
+            w["exc_w"] = self.exc_w
+        return {k: v.detach().float().cpu().numpy().copy() for k, v in w.items()}
 
 
 @dataclass(frozen=True)

@@ -79,14 +79,7 @@ class RunFusedBackend(TorchBackend):
         from nsynth_live.host.engines.fused_engine import FusedEngine
 
         super().__init__(model)
-        sw = model.decoder.step_weights()
-        w = {"start_w": sw.start_w, "start_b": sw.start_b, "out1_w": sw.out1_w, "logits_w": sw.logits_w,
-             "logits_b": sw.logits_b}
-        for i, layer in enumerate(sw.layers):
-            w[f"layers.{i}.gate_w"], w[f"layers.{i}.out_w"], w[f"layers.{i}.out_b"] = layer.gate_w, layer.out_w, layer.out_b
-        if sw.exc_w is not None:
-            w["exc_w"] = sw.exc_w
-        weights = {k: v.detach().float().numpy().copy() for k, v in w.items()}
+        weights = model.decoder.step_weights().arrays()
         self.fused = FusedEngine(self.cfg, weights, max_voices=max_voices, threads=threads)
 
     def render(self, slots, cond, switch, noise, temperature=1.0, logits_out=None, exc=None):

@@ -38,12 +38,7 @@ def tiny(**changes) -> ModelConfig:
 
 def step_weight_dict(decoder: Decoder) -> dict[str, np.ndarray]:
     """The decoder's StepWeights as the plain numpy dict the engine takes (ONNX initializer names)."""
-    sw = decoder.step_weights()
-    w = {"start_w": sw.start_w, "start_b": sw.start_b, "out1_w": sw.out1_w, "logits_w": sw.logits_w,
-         "logits_b": sw.logits_b}
-    for i, layer in enumerate(sw.layers):
-        w[f"layers.{i}.gate_w"], w[f"layers.{i}.out_w"], w[f"layers.{i}.out_b"] = layer.gate_w, layer.out_w, layer.out_b
-    return {k: v.detach().float().numpy().copy() for k, v in w.items()}
+    return decoder.step_weights().arrays()
 
 
 def random_case(cfg: ModelConfig, batch: int, n: int, seed: int = 0):

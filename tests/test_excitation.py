@@ -103,12 +103,7 @@ def test_fused_engine_with_excitation_generates_the_reference_classes():
     cfg = dataclasses.replace(get_config("tiny"), name="tiny-exc", excitation_harmonics=2)
     torch.manual_seed(4)
     m = WaveNetAutoencoder(cfg).eval()
-    sw = m.decoder.step_weights()
-    w = {"start_w": sw.start_w, "start_b": sw.start_b, "out1_w": sw.out1_w, "logits_w": sw.logits_w,
-         "logits_b": sw.logits_b, "exc_w": sw.exc_w}
-    for i, layer in enumerate(sw.layers):
-        w[f"layers.{i}.gate_w"], w[f"layers.{i}.out_w"], w[f"layers.{i}.out_b"] = layer.gate_w, layer.out_w, layer.out_b
-    w = {k: v.detach().numpy().copy() for k, v in w.items()}
+    w = m.decoder.step_weights().arrays()
     n, pitch = 1500, np.array([45, 81])
     emb = torch.randn(2, 16, 3)
     ref = generate_classes(m, emb, torch.from_numpy(pitch), n, seed=7).numpy()

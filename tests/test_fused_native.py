@@ -29,12 +29,8 @@ def excited(name: str, harmonics: int = 1, **changes):
 
 
 def weights_with_excitation(decoder) -> dict[str, np.ndarray]:
-    """step_weight_dict plus the excitation's projection exc_w [E, C] where the model has one."""
-    w = step_weight_dict(decoder)
-    exc_w = decoder.step_weights().exc_w
-    if exc_w is not None:
-        w["exc_w"] = exc_w.detach().float().numpy().copy()
-    return w
+    """The step weights with the excitation's projection exc_w [E, C] where the model has one."""
+    return decoder.step_weights().arrays()
 
 
 def run_both(cfg, batch, n, sizes, isa, threads, feed=None, seed=0):
