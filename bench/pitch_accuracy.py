@@ -36,7 +36,8 @@ from nsynth_live.atomic import atomic_write_text  # noqa: E402
 from nsynth_live.host.bank import load_bank  # noqa: E402
 from nsynth_live.host.engines import open_engine, render_frames  # noqa: E402
 from nsynth_live import mulaw, sampling  # noqa: E402
-from nsynth_live.pitch import cents_off, harmonic_fraction, harmonic_profile, note_f0, profile_spread  # noqa: E402
+from nsynth_live.pitch import cents_off, harmonic_fraction, harmonic_profile, note_f0, spread_over_pitches  # noqa: E402
+from nsynth_live.timbre import load_source_notes  # noqa: E402
 
 
 def main() -> int:
@@ -91,11 +92,11 @@ def main() -> int:
     took = time.perf_counter() - t0
     share = float(np.mean([r["in_tune"] for r in results]))
     harmonic = float(np.mean([r["harmonic_fraction"] for r in results]))
-    spread = _spread({(r["preset"], r["pitch"]): r["profile_db"] for r in results}, pitches)
+    spread = spread_over_pitches({(r["preset"], r["pitch"]): r["profile_db"] for r in results}, pitches)
     reference = error = None
     if args.reference_data:
         ref_profiles = _reference_profiles(Path(args.reference_data), presets, pitches, args.seconds)
-        reference = _spread(ref_profiles, pitches)
+        reference = spread_over_pitches(ref_profiles, pitches)
         # Fidelity, not just variety: how far each note's profile is from its source instrument's
         # own note at the same pitch.
         gaps = [np.sqrt(np.mean((np.array(r["profile_db"]) - np.array(ref_profiles[(r["preset"], r["pitch"])])) ** 2))
@@ -124,34 +125,11 @@ def main() -> int:
     return 0
 
 
-def _spread(profiles: dict[tuple[str, int], list[float]], pitches: list[int]) -> float | None:
-    """Mean over pitches of the presets' profile spread at that pitch (pitches with >= 2 presets)."""
-    per_pitch = []
-    for q in pitches:
-        rows = [v for (_, pq), v in profiles.items() if pq == q]
-        if len(rows) >= 2:
-            per_pitch.append(profile_spread(np.array(rows)))
-    return float(np.mean(per_pitch)) if per_pitch else None
-
-
 def _reference_profiles(data: Path, presets: list, pitches: list[int], seconds: float) -> dict[tuple[str, int], list[float]]:
     """Harmonic profiles of each preset's source instrument at each pitch, from the dataset's own
-    notes (``INSTRUMENT-PITCH-VELOCITY.wav`` at the source note's velocity; missing notes skipped)."""
-    import soundfile as sf
-
-    out = {}
-    for p in presets:
-        source = str(p.provenance.get("source", "")) if isinstance(p.provenance, dict) else ""
-        parts = Path(source).stem.rsplit("-", 2)
-        if len(parts) != 3:
-            continue
-        stem, _, vel = parts
-        for q in pitches:
-            found = sorted(data.glob(f"**/audio/{stem}-{q:03d}-{vel}.wav"))
-            if found:
-                a, _ = sf.read(found[0], dtype="float32")
-                out[(p.name, q)] = list(harmonic_profile(a, 16000, q, start_s=0.25, end_s=seconds))
-    return out
+    notes (:func:`nsynth_live.timbre.load_source_notes`; pitches it lacks are skipped)."""
+    notes = load_source_notes(data, presets, pitches)
+    return {k: list(harmonic_profile(a, 16000, k[1], start_s=0.25, end_s=seconds)) for k, a in notes.items()}
 
 
 if __name__ == "__main__":

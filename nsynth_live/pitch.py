@@ -28,6 +28,8 @@ region (xylophone, timpani) have no voiced frames and give None from :func:`note
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -463,3 +465,21 @@ def profile_spread(profiles: np.ndarray) -> float:
         raise ValueError("profile_spread needs at least two profiles")
     d = np.sqrt(((p[:, None] - p[None]) ** 2).mean(-1))
     return float(d[np.triu_indices(p.shape[0], 1)].mean())
+
+
+def spread_over_pitches(profiles: dict[tuple[str, int], Any], pitches: Sequence[int]) -> float | None:
+    """Mean over pitches of :func:`profile_spread` between the sounds at that pitch.
+
+    Args:
+        profiles: {(sound name, pitch): harmonic profile [harmonics]}.
+        pitches: the pitches to average over (those with fewer than two sounds are skipped).
+
+    Returns:
+        dB, or None when no pitch has two sounds.
+    """
+    per_pitch = []
+    for q in pitches:
+        rows = [np.asarray(v, dtype=np.float64) for k, v in profiles.items() if k[1] == q]
+        if len(rows) >= 2:
+            per_pitch.append(profile_spread(np.array(rows)))
+    return float(np.mean(per_pitch)) if per_pitch else None

@@ -37,7 +37,7 @@ import numpy as np
 
 from nsynth_live import SAMPLE_RATE
 from nsynth_live.errors import UserError
-from nsynth_live.pitch import cents_off, harmonic_profile, note_f0, profile_spread
+from nsynth_live.pitch import cents_off, harmonic_profile, note_f0, spread_over_pitches
 
 BLEND_STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)
 BLEND_PITCHES = (48, 60, 72)
@@ -300,7 +300,7 @@ def _frames(trajectory: np.ndarray, frames: int) -> np.ndarray:
 
 def evaluate_timbre(render: Render, hop: int, bank: Any, data: Path, pitches: Sequence[int], seconds: float = 2.0,
                     presets: Sequence[str] | None = None, pairs: int = 10, blend_pitches: Sequence[int] = BLEND_PITCHES,
-                    batch: int = 16, seed: int = 0, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+                    batch: int = 16, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """The whole timbre evaluation of one model on one bank (see the module docstring).
 
     Args:
@@ -313,7 +313,8 @@ def evaluate_timbre(render: Render, hop: int, bank: Any, data: Path, pitches: Se
         presets: names to evaluate (default: all of the bank's).
         pairs: blend pairs (0: no blend test).
         blend_pitches: pitches each blend is rendered at.
-        batch: notes per render call; seed: noise seed.
+        batch: notes per render call (the noise of each note depends on its place in the job
+            list only, :func:`render_jobs`).
         log: progress lines.
 
     Returns:
@@ -352,10 +353,10 @@ def evaluate_timbre(render: Render, hop: int, bank: Any, data: Path, pitches: Se
     confusion = np.zeros((len(labels), len(labels)), np.int64)
     for p, k in zip(pred, keys):
         confusion[labels.index(k[0]), labels.index(p)] += 1
+    ceil_right = np.array([labels[c] == k[0] for c, k in zip(ceil_pred, keys)])
     rows = []
     for name in names:
         m = np.array([k[0] == name for k in keys])
-        ceil_right = np.array([labels[c] == k[0] for c, k in zip(ceil_pred, keys)])
         rows.append({"preset": name, "held_out": name in held, "notes": int(m.sum()),
                      "identity": float(right[m].mean()), "ceiling": float(ceil_right[m].mean()),
                      "in_tune": float(in_tune[m].mean())})
@@ -363,12 +364,12 @@ def evaluate_timbre(render: Render, hop: int, bank: Any, data: Path, pitches: Se
     result: dict[str, Any] = {
         "presets": names, "held_out_presets": sorted(held), "pitches": list(pitches), "seconds": seconds,
         "notes": len(keys), "ceiling": ceil,
-        "ceiling_train": _share(np.array([labels[c] == k[0] for c, k in zip(ceil_pred, keys)]), ~is_held),
-        "ceiling_held_out": _share(np.array([labels[c] == k[0] for c, k in zip(ceil_pred, keys)]), is_held),
+        "ceiling_train": _share(ceil_right, ~is_held), "ceiling_held_out": _share(ceil_right, is_held),
         "identity": float(right.mean()), "identity_train": _share(right, ~is_held),
         "identity_held_out": _share(right, is_held), "chance": 1.0 / len(labels),
         "in_tune": float(in_tune.mean()),
-        "timbre_spread_db": _spread(prof, pitches), "source_spread_db": _spread(src_prof, pitches),
+        "timbre_spread_db": spread_over_pitches(prof, pitches),
+        "source_spread_db": spread_over_pitches(src_prof, pitches),
         "timbre_error_db": float(np.mean([np.sqrt(np.mean((prof[k] - src_prof[k]) ** 2)) for k in keys])),
         "labels": labels, "confusion": confusion.tolist(), "per_preset": rows,
     }
@@ -423,14 +424,6 @@ def blend_curves(render: Render, hop: int, bank: Any, clf: IdentityClassifier, p
 def _share(right: np.ndarray, mask: np.ndarray) -> float | None:
     return float(right[mask].mean()) if mask.any() else None
 
-
-def _spread(profiles: dict[tuple[str, int], np.ndarray], pitches: Sequence[int]) -> float | None:
-    per_pitch = []
-    for q in pitches:
-        rows = [v for k, v in profiles.items() if k[1] == q]
-        if len(rows) >= 2:
-            per_pitch.append(profile_spread(np.array(rows)))
-    return float(np.mean(per_pitch)) if per_pitch else None
 
 
 # ----------------------------------------------------------------------------- report

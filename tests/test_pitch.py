@@ -203,3 +203,13 @@ def test_harmonic_profile_reads_each_harmonics_level_and_spread_tells_timbres_ap
     far = profile_spread(np.array([p_saw, p_sine]))
     near = profile_spread(np.array([p_saw, harmonic_profile(saw + 0.05 * sine, sr, 57)]))
     assert far > 20 and near < 1.0
+
+
+def test_spread_over_pitches_averages_each_pitchs_spread_and_skips_lone_sounds():
+    from nsynth_live.pitch import profile_spread, spread_over_pitches
+
+    a, b, c = np.zeros(4), np.full(4, -6.0), np.array([0.0, -3.0, -6.0, -9.0])
+    profiles = {("x", 60): a, ("y", 60): b, ("x", 62): a, ("y", 62): c, ("z", 62): b, ("x", 64): a}
+    want = np.mean([profile_spread(np.array([a, b])), profile_spread(np.array([a, c, b]))])
+    assert spread_over_pitches(profiles, [60, 62, 64]) == pytest.approx(want)
+    assert spread_over_pitches(profiles, [64]) is None

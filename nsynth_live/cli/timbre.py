@@ -90,7 +90,7 @@ def run_timbre(args: argparse.Namespace) -> int:
     lo, hi = args.pitches
     t0 = time.perf_counter()
     result = timbre.evaluate_timbre(render, backend.cfg.hop, bank, data, list(range(lo, hi + 1, args.step)),
-                                    args.seconds, presets, args.pairs, batch=args.batch, seed=args.seed,
+                                    args.seconds, presets, args.pairs, batch=args.batch,
                                     log=lambda s: print(f"  {s}", file=sys.stderr))
     result.update(model=what, bank=str(bank.path), data=str(data),
                   decoding=decoding.to_dict(), seconds_taken=time.perf_counter() - t0)
