@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -79,6 +79,7 @@ def encode_files(
     tags: Sequence[str] = (),
     bank_name: str | None = None,
     replace: bool = False,
+    provenance: Mapping[str, Any] | None = None,
 ) -> list[Preset]:
     """Encode notes and add them to a bank (created if missing). All or nothing.
 
@@ -91,6 +92,9 @@ def encode_files(
         tags: labels stored with each preset.
         bank_name: display name for a new bank (default: the folder name).
         replace: overwrite presets of the same name instead of refusing.
+        provenance: more of where the notes came from, stored in each preset's provenance
+            beside the source file and the model (e.g. a soundfont note's file, bank, program,
+            pitch and velocity).
 
     Returns:
         the new presets.
@@ -134,6 +138,7 @@ def encode_files(
                 "source_sha256": hashlib.sha256(Path(f).read_bytes()).hexdigest(),
                 "model_sha256": info.weights_sha256,
                 "model_config": cfg.name,
+                **dict(provenance or {}),
             },
         ))
     names = [p.name for p in new]

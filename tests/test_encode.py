@@ -89,6 +89,14 @@ def test_a_failed_encode_changes_nothing(live_export, notes, tmp_path):
     assert load_bank(bank).presets[0].tags == ["again"]
 
 
+def test_a_preset_keeps_where_its_note_came_from(live_export, notes, tmp_path):
+    _, export = live_export
+    where = {"soundfont": "FluidR3_GM.sf2", "bank": 8, "program": 24, "pitch": 60, "velocity": 100}
+    encode_files(notes[:1], export, tmp_path / "bank", provenance=where)
+    got = load_bank(tmp_path / "bank").presets[0].provenance
+    assert {k: got[k] for k in where} == where and got["source"] == Path(notes[0]).name and "model_sha256" in got
+
+
 def test_cli(live_export, notes, tmp_path):
     _, export = live_export
     bank = tmp_path / "bank"

@@ -1,11 +1,13 @@
 """Build a preset bank from the training dataset's notes with an export's encoder (issue 9).
 
-    python training/make_bank.py --model EXPORT --out BANK [--data data/fluidr3]
+    python training/make_bank.py --model EXPORT --out BANK [--data data/fluidr3] [--soundfont FILE]
 
 One preset per chosen General MIDI program, encoded from its C4 note (C3 for basses) at
 velocity 100: 20 presets across the NSynth families, corners piano / flute / strings / saw lead.
 Held-out (valid/test) instruments are included on purpose: a bank is also a test of how the
-model encodes sounds it never trained on.
+model encodes sounds it never trained on. On a multi-soundfont dataset (data/multi) ``--soundfont``
+picks whose bank-0 programs (default FluidR3_GM.sf2); each preset's provenance then names the
+soundfont file, bank, program, pitch and velocity of its source note.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def main() -> int:
     ap.add_argument("--model", required=True, help="export directory")
     ap.add_argument("--out", required=True, help="bank folder (replaced)")
     ap.add_argument("--data", default="data/fluidr3", help="dataset root built by training/run.sh")
+    ap.add_argument("--soundfont", default="FluidR3_GM.sf2",
+                    help="the soundfont whose bank-0 programs become presets (datasets of several soundfonts)")
     args = ap.parse_args()
     notes = {}
     for split in ("train", "valid", "test"):
@@ -38,7 +42,8 @@ def main() -> int:
         for n in load_examples(split_dir):
             prog = n.extra.get("program")
             want = 48 if n.instrument_family_str == "bass" else 60
-            if prog in PROGRAMS and n.pitch == want and n.velocity == 100:
+            ours = n.extra.get("soundfont", args.soundfont) == args.soundfont and n.extra.get("bank", 0) == 0
+            if ours and prog in PROGRAMS and n.pitch == want and n.velocity == 100:
                 notes[prog] = (n, split_dir / "audio" / f"{n.note_str}.wav", split)
     out = Path(args.out)
     if out.exists():
@@ -49,9 +54,11 @@ def main() -> int:
             continue
         n, wav, split = notes[prog]
         name = program_name(prog).lower().replace(" ", "-").replace("(", "").replace(")", "")
+        where = {"soundfont": n.extra.get("soundfont", args.soundfont), "bank": n.extra.get("bank", 0),
+                 "program": prog, "pitch": n.pitch, "velocity": n.velocity, "split": split}
         encode_files([wav], args.model, out, name=name, pitch=n.pitch,
                      tags=[n.instrument_family_str, n.instrument_source_str, f"gm{prog}", f"{split}-split"],
-                     bank_name="nsynth-live default")
+                     bank_name="nsynth-live default", provenance=where)
     bank = load_bank(out)
     by_prog = {p.tags[2]: p.name for p in bank.presets}
     bank.corners = [by_prog[f"gm{c}"] for c in CORNERS]
