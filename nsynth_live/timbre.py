@@ -171,6 +171,18 @@ def source_stem(preset: Any) -> tuple[str, str] | None:
     return parts[0], parts[2]
 
 
+def note_index(data: Path) -> dict[str, Path]:
+    """{file name: path} of every note of an NSynth-layout dataset (``nsynth-*/audio/*.wav``).
+
+    Raises:
+        UserError: the dataset holds no notes.
+    """
+    index = {wav.name: wav for audio_dir in sorted(Path(data).glob("nsynth-*/audio")) for wav in audio_dir.iterdir()}
+    if not index:
+        raise UserError(f"reference data {data}: no nsynth-*/audio/*.wav notes")
+    return index
+
+
 def load_source_notes(data: Path, presets: Sequence[Any], pitches: Sequence[int]) -> dict[tuple[str, int], np.ndarray]:
     """Each preset's source instrument's own note at each pitch, from an NSynth-layout dataset.
 
@@ -182,12 +194,7 @@ def load_source_notes(data: Path, presets: Sequence[Any], pitches: Sequence[int]
     """
     import soundfile as sf
 
-    index: dict[str, Path] = {}
-    for audio_dir in sorted(Path(data).glob("nsynth-*/audio")):
-        for wav in audio_dir.iterdir():
-            index[wav.name] = wav
-    if not index:
-        raise UserError(f"reference data {data}: no nsynth-*/audio/*.wav notes")
+    index = note_index(data)
     out: dict[tuple[str, int], np.ndarray] = {}
     for p in presets:
         stem = source_stem(p)
@@ -218,7 +225,7 @@ def reencode(bank: Any, data: Path, encode: Callable[[np.ndarray], np.ndarray]) 
 
     import soundfile as sf
 
-    index = {wav.name: wav for wav in Path(data).glob("nsynth-*/audio/*.wav")}
+    index = note_index(data)
     presets = []
     for p in bank.presets:
         name = Path(str(p.provenance.get("source", ""))).name

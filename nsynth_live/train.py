@@ -29,6 +29,7 @@ from nsynth_live.configs import ModelConfig, get_config
 from nsynth_live.ema import EMA
 from nsynth_live.atomic import atomic_write_text
 from nsynth_live.errors import UserError
+from nsynth_live.losses import multires_stft_loss
 from nsynth_live.schedule import lr_at, paper_schedule
 
 LN2 = math.log(2.0)
@@ -412,8 +413,6 @@ class Trainer:
         loss = nll_bits(logits, audio)
         objective = loss * LN2  # optimise nats, as the reference does
         if self.cfg.source_harmonics:
-            from nsynth_live.losses import multires_stft_loss
-
             spectral = multires_stft_loss(source[:, 0].float(), audio.float())
             self.source_loss_sum += float(spectral.detach())
             objective = objective + self.s.source_weight * spectral
