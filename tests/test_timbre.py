@@ -155,3 +155,17 @@ def test_reencoding_gives_each_preset_its_source_notes_embedding(bank_and_data):
     for p in again.presets:
         assert p.embedding.shape == (125, 16) and np.allclose(p.embedding, src[(p.name, 60)].std())
     assert bank.presets[0].embedding[0, 0] == 0  # the original is untouched
+
+
+def test_the_command_names_a_bad_flag_and_writes_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "t.json"
+    for flags, msg in ((["--step", "0"], "--step 0: must be at least 1"),
+                       (["--seconds", "0.5"], "--seconds 0.5: must be at least 1"),
+                       (["--presets", "nope"], "the bank has no preset nope")):
+        res = subprocess.run([sys.executable, "-m", "nsynth_live", "bench", "timbre", "--data", str(tmp_path),
+                              "--json", str(out), *flags], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2 and msg in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not out.exists()

@@ -1,7 +1,8 @@
 """``nsynth-live bench timbre``: the timbre evaluation (:mod:`nsynth_live.timbre`) as a command.
 
-It judges an export (through a host engine) or a training run (its EMA weights in PyTorch, for
-candidates not exported yet) on a bank whose presets name their source notes in ``--data``.
+It judges an export (through a host engine) or a training run (its EMA weights: PyTorch for the
+conditioning and any learned source, the fused engine for the samples; for candidates not exported
+yet) on a bank whose presets name their source notes in ``--data``.
 Prints a table, writes JSON and a confusion-matrix PNG.
 """
 
@@ -25,7 +26,7 @@ def add_timbre(group: argparse._SubParsersAction) -> None:
         "instruments, blends between preset pairs, in-tune share).")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", metavar="EXPORT", help="export directory (default: the shipped default)")
-    src.add_argument("--run", metavar="RUN", help="a training run (or checkpoint file): its EMA weights in PyTorch; "
+    src.add_argument("--run", metavar="RUN", help="a training run (or checkpoint file): its EMA weights, on the fused engine; "
                      "the presets are encoded anew from their source notes with the run's encoder")
     p.add_argument("--bank", metavar="DIR", help="preset bank (default: the shipped default)")
     p.add_argument("--data", required=True, metavar="DATASET",
@@ -51,8 +52,12 @@ def run_timbre(args: argparse.Namespace) -> int:
     from nsynth_live.atomic import atomic_write_bytes
 
     check_decoding(args)
-    if args.step < 1 or args.batch < 1 or args.pairs < 0 or not args.seconds >= 1.0:
-        raise UserError("--step and --batch must be >= 1, --pairs >= 0 and --seconds >= 1")
+    for flag, value, ok, rule in (("--step", args.step, args.step >= 1, "at least 1"),
+                                  ("--batch", args.batch, args.batch >= 1, "at least 1"),
+                                  ("--pairs", args.pairs, args.pairs >= 0, "at least 0"),
+                                  ("--seconds", args.seconds, args.seconds >= 1.0, "at least 1 (a held part to judge)")):
+        if not ok:
+            raise UserError(f"{flag} {value}: must be {rule}")
     data = Path(args.data)
     if not data.is_dir():
         raise UserError(f"--data {data}: no such dataset folder")
