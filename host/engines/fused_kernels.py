@@ -10,12 +10,13 @@ Numerics, and why:
 - ``fastmath={"contract"}`` only: LLVM may fuse ``a * b + c`` into one FMA (one rounding instead of
   two: never less accurate), but may not reassociate sums, assume no NaN/inf, or use approximate
   reciprocals. Each output of a matrix product is summed in input order, as a plain loop would.
-- sigmoid and tanh are written out (Cephes' ``expf``/``tanhf`` algorithms, ~1-2 ulp in float32)
-  rather than called from libm: numba has no vector math library here (no SVML), so ``math.tanh``
-  in a loop stays a scalar call per element, and 1,280 of them per sample would cost more than
-  all the matrix products. Written as plain arithmetic with selects, the loops vectorise. Their
-  error is at the level of float32 rounding, like PyTorch's own vectorised sigmoid/tanh (which are
-  not correctly rounded either).
+- the gate sigmoid(a) * tanh(b) is written out (:func:`gate_f32`: two exps by Cephes' ``expf``
+  reduction and polynomial, one division; within a few float32 ulps of the exact product) rather
+  than called from libm: numba has no vector math library here (no SVML), so ``math.tanh`` in a
+  loop stays a scalar call per element, and 1,280 of them per sample would cost more than all the
+  matrix products. Written as plain arithmetic with selects, the loops vectorise. Its error is at
+  the level of float32 rounding, like PyTorch's own vectorised sigmoid/tanh (which are not
+  correctly rounded either). The C kernel (fused_native_body.h) computes the same operations.
 - the sampling rule's ``exp`` is a float64 exp accurate to about 1 ulp of float64, then rounded to
   float32, exactly as the rule prescribes: it agrees with numpy's ``np.exp(float64)`` after the
   rounding unless the exact value lies within ~1e-16 (relative) of a float32 rounding boundary.
@@ -57,7 +58,6 @@ F32 = np.float32
 _ZERO = F32(0.0)
 _ONE = F32(1.0)
 _TWO = F32(2.0)
-_HALF = F32(0.5)
 
 # Cephes expf: exp(x) = 2**n * exp(r), r = x - n ln2 split in two parts (C1 has few bits, so
 # n * C1 is exact), exp(r) by a degree-7 polynomial on |r| <= ln2 / 2.
@@ -70,17 +70,12 @@ _EXP_P2 = F32(8.3334519073e-3)
 _EXP_P3 = F32(4.1665795894e-2)
 _EXP_P4 = F32(1.6666665459e-1)
 _EXP_P5 = F32(5.0000001201e-1)
-# Clamp so that 2**n stays a normal float32 (n in -126..127) and exp(x) finite: exp(-87) ~ 1.6e-38.
+# Clamp so that 2**n stays a normal float32 (n >= -126): exp(-87) ~ 1.6e-38.
 _EXP_LO = F32(-87.0)
-_EXP_HI = F32(88.0)
-
-# Cephes tanhf: odd polynomial for |x| <= 0.625, 1 - 2 / (exp(2|x|) + 1) above.
-_TANH_T0 = F32(-5.70498872745e-3)
-_TANH_T1 = F32(2.06390887954e-2)
-_TANH_T2 = F32(-5.37397155531e-2)
-_TANH_T3 = F32(1.33314422036e-1)
-_TANH_T4 = F32(-3.33332819422e-1)
-_TANH_SMALL = F32(0.625)
+# y + 1.5 * 2**23 rounds y to an integer n (|y| < 2**22), and its bits are those of 1.5 * 2**23 plus n.
+_ROUND_MAGIC = F32(12582912.0)
+_EXP_BIAS = np.int32(127 - 0x4B400000)  # 127 - the bits of 1.5 * 2**23: bits + this = n + 127
+_SIGN = np.int32(-2147483648)  # the float32 sign bit
 
 # float64 exp for the sampling rule: 2**n * exp(r), |r| <= ln2 / 2, ln2 split hi/lo (fdlibm's
 # constants: n * LN2_HI is exact for |n| < 2**11), exp(r) by its Taylor series to r**13 / 13!
@@ -104,6 +99,18 @@ def _f32_from_bits(typingctx, bits):
         return builder.bitcast(args[0], ir.FloatType())
 
     return types.float32(types.int32), codegen
+
+
+@intrinsic
+def _bits_of_f32(typingctx, x):
+    """The IEEE bits of the float32 ``x`` as an int32 (an LLVM bitcast: vectorises)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.int32(types.float32), codegen
 
 
 @intrinsic
@@ -137,34 +144,45 @@ def _stack_f32(typingctx, size):
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def exp_f32(x: np.float32) -> np.float32:
-    """exp(x) in float32 (Cephes ``expf``; input clamped to [-87, 88])."""
-    x = min(max(x, _EXP_LO), _EXP_HI)
-    fx = np.floor(x * _LOG2E + _HALF)
-    r = x - fx * _EXP_C1
-    r = r - fx * _EXP_C2
+def _exp_parts(x: np.float32) -> tuple[np.float32, np.float32]:
+    """exp(x) for x <= 0 as (q, s) with exp(x) = s * (1 + q): s = 2**n, q = exp(r) - 1.
+
+    Cephes ``expf``'s reduction r = x - n ln2 (ln2 split in two parts, C1 with few bits so that
+    n * C1 is exact) and polynomial on |r| <= ln2 / 2; n = x log2(e) rounded to nearest with the
+    1.5 * 2**23 trick, whose sum also holds n in its low bits (2**n: one integer add and shift).
+    x is clamped below at -87 so that 2**n stays normal.
+    """
+    x = max(x, _EXP_LO)
+    t = x * _LOG2E + _ROUND_MAGIC
+    fn = t - _ROUND_MAGIC
+    r = x - fn * _EXP_C1
+    r = r - fn * _EXP_C2
     r2 = r * r
     p = ((((_EXP_P0 * r + _EXP_P1) * r + _EXP_P2) * r + _EXP_P3) * r + _EXP_P4) * r + _EXP_P5
-    p = p * r2 + r + _ONE
-    scale = _f32_from_bits(np.int32((np.int32(fx) + np.int32(127)) << np.int32(23)))
-    return p * scale
+    q = p * r2 + r
+    s = _f32_from_bits(np.int32((_bits_of_f32(t) + _EXP_BIAS) << np.int32(23)))
+    return q, s
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def sigmoid_f32(x: np.float32) -> np.float32:
-    """1 / (1 + exp(-x)) in float32."""
-    return _ONE / (_ONE + exp_f32(-x))
+def gate_f32(a: np.float32, b: np.float32) -> np.float32:
+    """sigmoid(a) * tanh(b) in float32, with one division.
 
-
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def tanh_f32(x: np.float32) -> np.float32:
-    """tanh(x) in float32 (Cephes ``tanhf``), branch-free so that loops over it vectorise."""
-    ax = abs(x)
-    big = _ONE - _TWO / (exp_f32(ax + ax) + _ONE)
-    big = big if x >= _ZERO else -big
-    x2 = x * x
-    small = ((((_TANH_T0 * x2 + _TANH_T1) * x2 + _TANH_T2) * x2 + _TANH_T3) * x2 + _TANH_T4) * x2 * x + x
-    return big if ax > _TANH_SMALL else small
+    With E = exp(-|a|) and M = exp(-2|b|) - 1 (from :func:`_exp_parts`: M = s q + (s - 1) has no
+    cancellation for small b), sigmoid(a) = (E if a < 0 else 1) / (1 + E) and
+    tanh(b) = sign(b) * (-M) / (2 + M). Every exp argument is <= 0 and every factor lies in
+    [0, 4]: no overflow and no select between formulas. Within a few float32 ulps of the exact
+    product (tests/test_fused_native.py bounds it); the C kernel computes the same operations.
+    """
+    qa, sa = _exp_parts(-abs(a))
+    nb = -abs(b)
+    qb, sb = _exp_parts(nb + nb)
+    e = qa * sa + sa
+    m = qb * sb + (sb - _ONE)
+    num = (e if a < _ZERO else _ONE) * m  # <= 0
+    # The sign of b, by its bit (as the C kernel): -num for b >= +0, num for b <= -0.
+    num = _f32_from_bits(np.int32(_bits_of_f32(num) ^ ((_bits_of_f32(b) & _SIGN) ^ _SIGN)))
+    return num / ((_ONE + e) * (_TWO + m))
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
@@ -195,17 +213,10 @@ def exp_f64(x: float) -> float:
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def sigmoid_array(x: np.ndarray, out: np.ndarray) -> None:
-    """out[i] = sigmoid(x[i]) for float32 [N] arrays (for tests and benchmarks)."""
-    for i in range(x.shape[0]):
-        out[i] = sigmoid_f32(x[i])
-
-
-@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def tanh_array(x: np.ndarray, out: np.ndarray) -> None:
-    """out[i] = tanh(x[i]) for float32 [N] arrays."""
-    for i in range(x.shape[0]):
-        out[i] = tanh_f32(x[i])
+def gate_array(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """out[i] = sigmoid(a[i]) * tanh(b[i]) for float32 [N] arrays (for tests and benchmarks)."""
+    for i in range(a.shape[0]):
+        out[i] = gate_f32(a[i], b[i])
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
@@ -474,7 +485,7 @@ def run_block(
                 # columns are zeros and computed anyway (see _matvec's n_out).
                 for v in range(vb, vh):
                     for j in range(r):
-                        g[v, j] = sigmoid_f32(z[layer, v - vb, j]) * tanh_f32(z[layer, v - vb, r + j])
+                        g[v, j] = gate_f32(z[layer, v - vb, j], z[layer, v - vb, r + j])
                     for j in range(r + s):
                         o[0, v - vb, j] = out_b[layer, j]
                 _matvec(g, vb, vh, out_w, layer, 0, o, 0, vb, r + s)

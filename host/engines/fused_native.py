@@ -15,8 +15,9 @@ and a generic version; :func:`choose_isa` picks the best this CPU runs (``NSYNTH
 the engine's ``isa`` argument forces one, e.g. the AVX2 path on an AVX-512 machine for tests).
 
 Numerics: as the numba kernel (float32 products summed in input order, one FMA each; the same
-sigmoid/tanh and sampling rule), so both render the same classes (tests/test_fused_native.py
-measures the logits' agreement and the classes' equality).
+gate sigmoid * tanh, ``fused_kernels.gate_f32``, and sampling rule), so both render the same
+classes (tests/test_fused_native.py measures the logits' agreement and the classes' equality,
+and bounds the gate's error against float64).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ typedef struct {
 int fn_isa_supported(int isa);
 int64_t fn_scratch_floats(const fn_model *md);
 int fn_run_block(int isa, const fn_model *md, const fn_call *cl, int64_t lo, int64_t hi, float *scratch);
+int fn_gate(int isa, int64_t n, const float *a, const float *b, float *g);
 """
 
 _FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-shared", "-ffp-contract=fast", "-fno-math-errno"]
@@ -179,6 +181,28 @@ def choose_isa(request: str | None = None) -> str:
     if request not in have:
         raise ValueError(f"fused engine: this CPU does not run the {request} kernel (it runs {', '.join(have)})")
     return request
+
+
+def gate(a: np.ndarray, b: np.ndarray, isa: str | None = None) -> np.ndarray:
+    """sigmoid(a) * tanh(b) by the C kernel's gate (build ``isa``, as :func:`choose_isa`), for tests.
+
+    Args:
+        a, b: float32 arrays of one shape.
+
+    Returns:
+        float32, the shape of ``a``.
+    """
+    lib = load()
+    code = ISAS.index(choose_isa(isa))
+    a = np.ascontiguousarray(a, np.float32)
+    b = np.ascontiguousarray(b, np.float32)
+    if a.shape != b.shape:
+        raise ValueError(f"gate: a and b differ in shape ({a.shape}, {b.shape})")
+    g = np.empty_like(a)
+    ptr = lambda x: lib.ffi.cast("float *", x.ctypes.data)  # noqa: E731
+    if lib.lib.fn_gate(code, a.size, ptr(a), ptr(b), ptr(g)) != 0:
+        raise RuntimeError(f"fused engine: the {ISAS[code]} kernel refused to run on this CPU")
+    return g
 
 
 def _pad(n: int) -> int:

@@ -5,8 +5,8 @@
  * Numerics match host/engines/fused_kernels.py (the numba kernel) operation for operation: every output
  * of a matrix product is its initial value (bias, conditioning) plus the products in input
  * order, each one fused multiply-add (the file is compiled with -ffp-contract=fast, as the numba
- * kernel runs with fastmath "contract"); sigmoid/tanh are the same Cephes algorithms; the draw is
- * the same float64 rule. So the two kernels agree to the last bit wherever both compilers
+ * kernel runs with fastmath "contract"); the gate sigmoid * tanh is the same operations
+ * (fused_kernels.gate_f32); the draw is the same float64 rule. So the two kernels agree to the last bit wherever both compilers
  * contract the same expressions (measured: they do on this code), and otherwise to rounding.
  */
 
@@ -94,17 +94,19 @@ static inline __attribute__((always_inline)) void FN(add)(float *restrict dst, c
     for (int j = 0; j < n; j += VW) *(VF *)(dst + j) = *(const VF *)(dst + j) + *(const VF *)(src + j);
 }
 
-/* Elementwise work in explicit vectors (the compilers' auto-vectoriser leaves floor and the
- * selects scalar here). floor(y) is computed exactly, without a rounding instruction, as
- * round-to-nearest(y) by the 1.5 * 2**23 (2**52) trick, minus one where that rounded up. */
+/* Elementwise work in explicit vectors (the compilers' auto-vectoriser leaves rounding and the
+ * selects scalar here). Rounding to an integer is done without a rounding instruction, by the
+ * 1.5 * 2**23 (2**52) trick: y + magic rounds y to nearest, - magic takes it back exactly. */
 typedef int32_t CAT(vi, SUFFIX) __attribute__((vector_size(VW * 4), aligned(4)));
 typedef double CAT(vd, SUFFIX) __attribute__((vector_size(VW * 4), aligned(8)));
 typedef int64_t CAT(vl, SUFFIX) __attribute__((vector_size(VW * 4), aligned(8)));
 typedef float CAT(vh, SUFFIX) __attribute__((vector_size(VW * 2), aligned(4)));
+typedef int32_t CAT(vhi, SUFFIX) __attribute__((vector_size(VW * 2), aligned(4)));
 #define VI CAT(vi, SUFFIX)
 #define VD CAT(vd, SUFFIX)
 #define VL CAT(vl, SUFFIX)
 #define VH CAT(vh, SUFFIX)
+#define VHI CAT(vhi, SUFFIX)
 
 static inline __attribute__((always_inline)) VF FN(self)(VI m, VF a, VF b) {
     return (VF)(((VI)a & m) | ((VI)b & ~m));
@@ -114,38 +116,41 @@ static inline __attribute__((always_inline)) VD FN(seld)(VL m, VD a, VD b) {
     return (VD)(((VL)a & m) | ((VL)b & ~m));
 }
 
-static inline __attribute__((always_inline)) VF FN(floorv)(VF y) {
-    const VF magic = (VF){} + 12582912.0f; /* 1.5 * 2**23: exact for |y| < 2**22 */
-    VF t = (y + magic) - magic;
-    return t - FN(self)(t > y, (VF){} + 1.0f, (VF){});
-}
-
-/* Cephes expf, as fused_kernels.exp_f32 (input clamped to [-87, 88]). */
-static inline __attribute__((always_inline)) VF FN(exp_f32)(VF x) {
+/* exp(x) for x <= 0 in two parts, x clamped below at EXP_LO: exp(x) = s (1 + q) with
+ * s = 2**n and q = exp(r) - 1, r = x - n ln2, |r| <= ln2 / 2 (Cephes expf's reduction and
+ * polynomial, fused_kernels._exp_parts). n is x log2(e) rounded to nearest by the 1.5 * 2**23 trick,
+ * whose sum also holds n in its low mantissa bits, so 2**n is one integer add and shift. */
+static inline __attribute__((always_inline)) void FN(exp_parts)(VF x, VF *q, VF *s) {
+    const VF magic = (VF){} + 12582912.0f; /* 1.5 * 2**23 */
     x = FN(self)(x < EXP_LO, (VF){} + EXP_LO, x);
-    x = FN(self)(x > EXP_HI, (VF){} + EXP_HI, x);
-    VF fx = FN(floorv)(x * LOG2E_F + 0.5f);
-    VF r = x - fx * EXP_C1;
-    r = r - fx * EXP_C2;
+    VF t = x * LOG2E_F + magic;
+    VF fn = t - magic;
+    VF r = x - fn * EXP_C1;
+    r = r - fn * EXP_C2;
     VF r2 = r * r;
     VF p = ((((EXP_P0 * r + EXP_P1) * r + EXP_P2) * r + EXP_P3) * r + EXP_P4) * r + EXP_P5;
-    p = p * r2 + r + 1.0f;
-    VI bits = (__builtin_convertvector(fx, VI) + 127) << 23;
-    return p * (VF)bits;
+    *q = p * r2 + r;
+    *s = (VF)(((VI)t + (127 - 0x4B400000)) << 23); /* t's bits are 1.5 * 2**23's (0x4B400000) + n */
 }
 
-/* g[j] = sigmoid(zs[j]) * tanh(zt[j]) for j < n (n a multiple of VW). */
+/* g[j] = sigmoid(zs[j]) * tanh(zt[j]) for j < n (n a multiple of VW), as fused_kernels.gate_f32:
+ * with E = exp(-|a|) and M = exp(-2|b|) - 1 (both from exp_parts, M without cancellation),
+ * sigmoid(a) = (a < 0 ? E : 1) / (1 + E) and tanh(b) = sign(b) (-M) / (2 + M), so the product
+ * is one division: sign(b) (a < 0 ? E : 1) (-M) / ((1 + E) (2 + M)). Every exp argument is <= 0
+ * and every factor in [0, 4]: no overflow, no select between formulas. */
 static void FN(gate)(int n, const float *restrict zs, const float *restrict zt, float *restrict g) {
     const VI sign = (VI){} + (int32_t)0x80000000;
     for (int j = 0; j < n; j += VW) {
-        VF s = 1.0f / (1.0f + FN(exp_f32)(-*(const VF *)(zs + j)));
-        VF x = *(const VF *)(zt + j);
-        VF ax = (VF)((VI)x & ~sign);
-        VF big = 1.0f - 2.0f / (FN(exp_f32)(ax + ax) + 1.0f);
-        big = FN(self)(x >= 0.0f, big, -big);
-        VF x2 = x * x;
-        VF small = ((((TANH_T0 * x2 + TANH_T1) * x2 + TANH_T2) * x2 + TANH_T3) * x2 + TANH_T4) * x2 * x + x;
-        *(VF *)(g + j) = s * FN(self)(ax > TANH_SMALL, big, small);
+        VF a = *(const VF *)(zs + j), b = *(const VF *)(zt + j);
+        VF qa, sa, qb, sb;
+        VF xb = (VF)((VI)b | sign);
+        FN(exp_parts)((VF)((VI)a | sign), &qa, &sa);
+        FN(exp_parts)(xb + xb, &qb, &sb);
+        VF e = qa * sa + sa;
+        VF m = qb * sb + (sb - 1.0f);
+        VF num = FN(self)(a < 0.0f, e, (VF){} + 1.0f) * m;
+        num = (VF)((VI)num ^ (((VI)b & sign) ^ sign));
+        *(VF *)(g + j) = num / ((1.0f + e) * (2.0f + m));
     }
 }
 
@@ -157,10 +162,12 @@ static void FN(exp_rows)(int n, const float *restrict z, float zmax, float *rest
         VH xf = *(const VH *)(z + j) - zmax;
         /* exp(x) < 2**-150 for x < -104: the float32 result is 0 whatever the polynomial says
          * (a trained model at a low temperature has most classes there). */
-        VH below = (VH){} + -104.0f;
-        int all_zero = 1;
-        for (int q = 0; q < VW / 2; q++) all_zero &= xf[q] < below[q];
-        if (all_zero) {
+        VHI below = xf < -104.0f; /* -1 where below */
+        uint64_t words[VW / 4];
+        memcpy(words, &below, sizeof below);
+        uint64_t all = ~(uint64_t)0;
+        for (int q = 0; q < VW / 4; q++) all &= words[q];
+        if (all == ~(uint64_t)0) {
             *(VH *)(p + j) = (VH){};
             continue;
         }
@@ -365,6 +372,20 @@ static void FN(run_chunk)(const fn_model *md, const fn_call *cl, int64_t vb, int
     }
 }
 
+/* g = sigmoid(a) * tanh(b) for n floats, any n (the gate alone, for tests). */
+static void FN(gate_rows)(int64_t n, const float *a, const float *b, float *g) {
+    float ta[VW], tb[VW], tg[VW];
+    int64_t whole = n - n % VW;
+    for (int64_t j = 0; j < whole; j += VW) FN(gate)(VW, a + j, b + j, g + j);
+    if (whole == n) return;
+    for (int j = 0; j < VW; j++) {
+        ta[j] = whole + j < n ? a[whole + j] : 0.0f;
+        tb[j] = whole + j < n ? b[whole + j] : 0.0f;
+    }
+    FN(gate)(VW, ta, tb, tg);
+    for (int64_t j = whole; j < n; j++) g[j] = tg[j - whole];
+}
+
 static void FN(run_block)(const fn_model *md, const fn_call *cl, int64_t lo, int64_t hi, float *scratch) {
     for (int64_t vb = lo; vb < hi; vb += MAX_CHUNK) {
         int m = hi - vb < MAX_CHUNK ? (int)(hi - vb) : MAX_CHUNK;
@@ -377,5 +398,6 @@ static void FN(run_block)(const fn_model *md, const fn_call *cl, int64_t lo, int
 #undef VD
 #undef VL
 #undef VH
+#undef VHI
 #undef FN
 #undef TILE_CASE
