@@ -75,9 +75,11 @@ def bench_one(engine: FusedEngine, batch: int, block: int, seconds: float, repea
     switch = np.full(batch, block // 2, np.int64)  # a frame boundary inside every block
     noise = NoiseStream(seed, range(batch))
     pitch = rng.integers(36, 85, batch)
+    # A learned source's per-frame amplitudes (random: what counts here is the synthesis's cost).
+    amps = rng.random((batch, 2, cfg.source_harmonics)).astype(np.float32) if cfg.source_harmonics else None
     n_blocks = max(1, round(seconds * SAMPLE_RATE / block))
     engine.reset()
-    engine.generate(slots, cond, switch, noise.draw(block), exc=block_excitation(cfg, pitch, 0, block))  # untimed
+    engine.generate(slots, cond, switch, noise.draw(block), exc=block_excitation(cfg, pitch, 0, block, amps))  # untimed
     position = block
     totals, block_times = [], []
     for _ in range(repeats):
@@ -86,7 +88,7 @@ def bench_one(engine: FusedEngine, batch: int, block: int, seconds: float, repea
         for b in range(n_blocks):
             t0 = time.perf_counter()
             # The excitation is part of a block's work in the live host (host/synth.py).
-            engine.generate(slots, cond, switch, u[b], exc=block_excitation(cfg, pitch, position, block))
+            engine.generate(slots, cond, switch, u[b], exc=block_excitation(cfg, pitch, position, block, amps))
             position += block
             block_times.append(time.perf_counter() - t0)
         totals.append(time.perf_counter() - start)
@@ -94,7 +96,7 @@ def bench_one(engine: FusedEngine, batch: int, block: int, seconds: float, repea
     samples_per_s = batch * n_blocks * block / elapsed
     ms = np.array(block_times) * 1e3
     return {
-        "engine": "fused", "config": cfg.name, "excitation": bool(cfg.excitation_harmonics), "batch": batch, "threads": engine.threads, "block": block,
+        "engine": "fused", "config": cfg.name, "excitation": bool(cfg.excitation_channels), "batch": batch, "threads": engine.threads, "block": block,
         "steps_per_s": samples_per_s / batch, "samples_per_s": samples_per_s,
         "rtf_per_voice": samples_per_s / batch / SAMPLE_RATE,
         "gflops": samples_per_s * flops_per_sample(cfg) / 1e9,

@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             if not ok:
                 break
             best = v
-        report["voices"][label] = {"config": cfg.name, "excitation": bool(cfg.excitation_harmonics),
+        report["voices"][label] = {"config": cfg.name, "excitation": bool(cfg.excitation_channels),
                                    "max_without_xrun": best, "hold_s": args.hold, "rows": rows, "goal": 8}
         print(f"most {label} ({cfg.name}) voices held {args.hold:.0f} s without an xrun: {best} (goal >= 8); {where}")
     if args.json:

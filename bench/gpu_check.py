@@ -112,11 +112,12 @@ def stream_rate(engine: Any, batch: int, seconds: float) -> float:
     embedding = rng.standard_normal((batch, cfg.bottleneck, 2)).astype(np.float32)
     pitch = rng.integers(36, 85, batch)
     cond = engine.condition(embedding, pitch if cfg.pitch_conditioning else None)  # [B, 2, C]
+    amps = engine.source_amplitudes(embedding, pitch) if cfg.source_harmonics else None
     slots = np.array([engine.add_voice() for _ in range(batch)])
     hop = cfg.hop
     switch = np.full(batch, hop // 2)
     noise = rng.random((batch, hop))
-    exc = voice_excitation(cfg, pitch, 0, hop) if cfg.excitation_harmonics else None
+    exc = voice_excitation(cfg, pitch, 0, hop, amplitudes=amps) if cfg.excitation_channels else None
 
     def block() -> None:
         engine.render(slots, cond, switch, noise, exc=exc)
@@ -164,9 +165,10 @@ def render_classes(export: Path, kind: str, device: str, voices: int, n: int, se
         pitch = rng.integers(48, 73, voices)
         slots = [engine.add_voice() for _ in range(voices)]
         cond = engine.condition(embedding, pitch if cfg.pitch_conditioning else None)
+        amps = engine.source_amplitudes(embedding, pitch) if cfg.source_harmonics else None
         logits = np.empty((voices, n, 256), np.float32)
         noise = sampling.voice_noise(seed, voices, n)
-        classes = render_frames(engine, slots, cond, n, noise, logits_out=logits, pitch=pitch)
+        classes = render_frames(engine, slots, cond, n, noise, logits_out=logits, pitch=pitch, amplitudes=amps)
         return classes, logits, engine.decoding.temperature
 
 

@@ -76,9 +76,10 @@ def main() -> int:
             emb = np.stack([p.embedding[:frames].T for p, _ in chunk])  # [B, 16, F]
             pitch = np.array([q for _, q in chunk])
             cond = eng.condition(emb, pitch)
+            amps = eng.source_amplitudes(emb, pitch) if eng.cfg.source_harmonics else None
             noise = sampling.NoiseStream(args.seed, list(range(i, i + len(chunk))))
             classes = render_frames(eng, slots, cond, n, noise, decoding.temperature, pitch=pitch,
-                                    excitation_gain=decoding.excitation_gain)
+                                    excitation_gain=decoding.excitation_gain, amplitudes=amps)
             for s in slots:
                 eng.remove_voice(s)
             audio = mulaw.decode(classes)

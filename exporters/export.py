@@ -1,4 +1,5 @@
-"""PyTorch model -> export directory (encoder.onnx, conditioner.onnx, decoder_step.onnx, model.json).
+"""PyTorch model -> export directory (encoder.onnx, conditioner.onnx, decoder_step.onnx, model.json;
+source.onnx too for a model with a learned source).
 
 The directory is written atomically: everything goes to a temporary sibling directory, which is
 renamed into place only once every file is complete and fsynced. An existing non-empty target
@@ -20,10 +21,10 @@ from onnx import helper
 from nsynth_live.exporters import graphs
 from nsynth_live.model_format import (
     EXPORTER_VERSION,
-    FILES,
     FORMAT,
     MODEL_JSON,
     combined_sha256,
+    files_for,
     initializers_sha256,
     to_props,
 )
@@ -60,7 +61,8 @@ def _float32_cpu(module: Any) -> Any:
 
 
 def build_models(model: Any, opset: int = DEFAULT_OPSET) -> dict[str, onnx.ModelProto]:
-    """The three ONNX models of an autoencoder (no metadata yet).
+    """The ONNX models of an autoencoder (no metadata yet): encoder, conditioner, decoder step,
+    and for a learned source its amplitudes graph.
 
     Args:
         model: :class:`nsynth_live.autoencoder.WaveNetAutoencoder` (float weights, any device).
@@ -71,11 +73,14 @@ def build_models(model: Any, opset: int = DEFAULT_OPSET) -> dict[str, onnx.Model
     """
     cfg = model.cfg
     decoder, encoder = _float32_cpu(model.decoder), _float32_cpu(model.encoder)
-    return {
+    models = {
         "encoder": _model(graphs.encoder_graph(cfg, encoder.state_dict()), opset),
         "conditioner": _model(graphs.conditioner_graph(cfg, decoder.cond_weights()), opset),
         "decoder_step": _model(graphs.step_graph(cfg, decoder.step_weights()), opset),
     }
+    if cfg.source_harmonics:
+        models["source"] = _model(graphs.source_graph(cfg, decoder.source_net), opset)
+    return models
 
 
 def build_metadata(cfg: ModelConfig, models: dict[str, onnx.ModelProto], source: dict[str, Any], opset: int,
@@ -139,12 +144,6 @@ def export_model(
         the export directory.
     """
     out = Path(out_dir)
-    if model.cfg.source_harmonics:
-        # The host computes every excitation itself (engine.voice_excitation); a learned source
-        # needs its per-frame amplitudes from the conditioner graph, which the ONNX contract does
-        # not carry yet. Refuse rather than write an export every engine would play wrongly.
-        raise UserError(f"config {model.cfg.name!r}: models with a learned source (source_harmonics) do not export "
-                        "yet; evaluate them from their run (bench timbre --run RUN, evaluate --model RUN)")
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise BadValue("opset", opset, f"must be {MIN_OPSET} (the graphs' oldest) to {newest} (this onnx's newest)")
@@ -162,7 +161,7 @@ def export_model(
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the export is an ordinary folder
-        atomic_write_many([(tmp / FILES[role], m.SerializeToString()) for role, m in models.items()]
+        atomic_write_many([(tmp / files_for(model.cfg)[role], m.SerializeToString()) for role, m in models.items()]
                           + [(tmp / MODEL_JSON, (json.dumps(metadata, indent=2, sort_keys=True) + "\n").encode())])
         _check_target(out, force)  # again: something may have appeared meanwhile
         old = None

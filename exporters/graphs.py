@@ -165,6 +165,56 @@ def conditioner_graph(cfg: ModelConfig, weights: Any) -> onnx.GraphProto:
     )
 
 
+def source_graph(cfg: ModelConfig, source_net: Any) -> onnx.GraphProto:
+    """``source.onnx`` (configs with ``source_harmonics`` K): ``embedding [B, bottleneck, F]`` +
+    ``pitch [B]`` int64 -> ``amplitudes [B, F, K]``, as :class:`nsynth_live.decoder.SourceNet`:
+    three per-frame products with ReLUs between (the first one's pitch rows gathered), DDSP's
+    level ``2 sigmoid(x) ** ln 10 + 1e-7`` times a softmax over the harmonics below Nyquist (a
+    per-pitch table masks the others' logits to :data:`~nsynth_live.decoder.SOURCE_MASK` and
+    zeroes their weights after the softmax).
+
+    Args:
+        cfg: model config.
+        source_net: the decoder's :class:`~nsynth_live.decoder.SourceNet` (float32, CPU).
+    """
+    from nsynth_live.decoder import SOURCE_MASK
+    from nsynth_live.excitation import audible
+
+    g = GraphBuilder()
+    convs = [m for m in source_net.net if hasattr(m, "weight")]
+    w0 = _np(convs[0].weight[:, :, 0].t())  # [bottleneck + 128, hidden]
+    g.weight("source.0.embed_w", w0[: cfg.bottleneck])
+    g.weight("source.0.pitch_w", w0[cfg.bottleneck :])
+    g.weight("source.0.bias", _np(convs[0].bias))
+    for i, conv in enumerate(convs[1:], 1):
+        g.weight(f"source.{i}.weight", _np(conv.weight[:, :, 0].t()))
+        g.weight(f"source.{i}.bias", _np(conv.bias))
+    live = audible(np.arange(128), cfg.source_harmonics).astype(np.float32)  # [128, K]
+    g.weight("source.live", live)
+    g.weight("source.mask", np.where(live > 0, 0.0, SOURCE_MASK).astype(np.float32))
+    axis1 = g.const("axis1", [1])
+    frames = g.op("Transpose", ["embedding"], perm=[0, 2, 1])
+    pitch_rows = g.op("Unsqueeze", [g.op("Gather", ["source.0.pitch_w", "pitch"], axis=0), axis1])
+    h = g.op("Add", [g.op("Add", [g.op("MatMul", [frames, "source.0.embed_w"]), "source.0.bias"]), pitch_rows])
+    for i in range(1, len(convs)):
+        h = g.op("Add", [g.op("MatMul", [g.op("Relu", [h]), f"source.{i}.weight"]), f"source.{i}.bias"])
+    last, two = g.const("axis2", [2]), g.const("big", [1 << 62])
+    level_in = g.op("Slice", [h, g.const("0", [0]), axis1, last])
+    logits = g.op("Slice", [h, axis1, two, last])
+    level = g.op("Add", [g.op("Mul", [g.op("Pow", [g.op("Sigmoid", [level_in]), g.const("ln10", math.log(10.0), np.float32)]),
+                                       g.const("two", 2.0, np.float32)]), g.const("floor", 1e-7, np.float32)], name="level")
+    mask = g.op("Unsqueeze", [g.op("Gather", ["source.mask", "pitch"], axis=0), axis1])
+    keep = g.op("Unsqueeze", [g.op("Gather", ["source.live", "pitch"], axis=0), axis1])
+    weights = g.op("Softmax", [g.op("Add", [logits, mask])], axis=-1)
+    g.op("Mul", [g.op("Mul", [level, weights]), keep], name="amplitudes")
+    return g.graph(
+        "nsynth_live_source",
+        [helper.make_tensor_value_info("embedding", F32, ["B", cfg.bottleneck, "F"]),
+         helper.make_tensor_value_info("pitch", I64, ["B"])],
+        [helper.make_tensor_value_info("amplitudes", F32, ["B", "F", cfg.source_harmonics])],
+    )
+
+
 def _same_pads(kernel: int, dilation: int) -> list[int]:
     """torch's padding="same" for a 1-D conv: the extra sample of an odd total goes right."""
     total = (kernel - 1) * dilation
@@ -223,7 +273,7 @@ def tensor_specs(cfg: ModelConfig) -> dict[str, dict[str, list[dict[str, Any]]]]
     cond_in = [t("embedding", ["B", cfg.bottleneck, "F"])]
     if cfg.pitch_conditioning:
         cond_in.append(t("pitch", ["B"], "int64"))
-    return {
+    specs = {
         "encoder": {"inputs": [t("audio", ["B", "T"])], "outputs": [t("embedding", ["B", cfg.bottleneck, "F"])]},
         "conditioner": {"inputs": cond_in, "outputs": [t("cond", ["B", "F", cfg.cond_width])]},
         "decoder_step": {
@@ -232,5 +282,8 @@ def tensor_specs(cfg: ModelConfig) -> dict[str, dict[str, list[dict[str, Any]]]]
             "outputs": [t("logits", ["B", N_CLASSES]), t("columns", ["B", n, r])],
         },
     }
+    if cfg.source_harmonics:
+        specs["source"] = {"inputs": cond_in, "outputs": [t("amplitudes", ["B", "F", cfg.source_harmonics])]}
+    return specs
 
 

@@ -29,12 +29,12 @@ import numpy as np
 
 from nsynth_live.model_format import (
     EXPORTER_VERSION,
-    FILES,
     FORMAT,
     JSON_ONLY_KEYS,
     MODEL_JSON,
     REQUIRED_KEYS,
     combined_sha256,
+    files_for,
     from_props,
     initializers_sha256,
 )
@@ -52,7 +52,8 @@ class ExportInfo:
         root: the directory.
         config: the model config.
         metadata: the model.json dict (equal to every file's metadata).
-        paths: role (``encoder``, ``conditioner``, ``decoder_step``) -> ONNX file.
+        paths: role (``encoder``, ``conditioner``, ``decoder_step``, and ``source`` for a model
+            with a learned source) -> ONNX file.
     """
 
     root: Path
@@ -71,6 +72,11 @@ class ExportInfo:
     @property
     def decoder_step(self) -> Path:
         return self.paths["decoder_step"]
+
+    @property
+    def source(self) -> Path | None:
+        """The learned source's amplitudes graph (None for models without one)."""
+        return self.paths.get("source")
 
     @property
     def weights_sha256(self) -> str:
@@ -236,13 +242,14 @@ def load_export(root: str | Path, verify_weights: bool = True) -> ExportInfo:
             Level.from_dict(reference[LEVEL_KEY])
         except (TypeError, ValueError) as err:
             raise UserError(f"{root / MODEL_JSON}: bad level calibration ({err})") from None
+    files = files_for(config)
     per_file = reference["initializers_sha256"]
-    if not isinstance(per_file, dict) or sorted(per_file) != sorted(FILES):
-        raise UserError(f"{root / MODEL_JSON}: initializers_sha256 must name {', '.join(sorted(FILES))}")
+    if not isinstance(per_file, dict) or sorted(per_file) != sorted(files):
+        raise UserError(f"{root / MODEL_JSON}: initializers_sha256 must name {', '.join(sorted(files))}")
     if combined_sha256(per_file) != reference["weights_sha256"]:
         raise UserError(f"{root / MODEL_JSON}: weights_sha256 is not the hash of initializers_sha256")
     paths = {}
-    for role, name in FILES.items():
+    for role, name in files.items():
         path = root / name
         _check_file(path, role, load_onnx(path), reference, verify_weights)
         paths[role] = path

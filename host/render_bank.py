@@ -280,13 +280,15 @@ def stream_classes(engine: Engine, slots: Sequence[int], embedding: np.ndarray, 
     out = np.empty((nv, n_samples), np.int64)
     switch = np.full(nv, hop, np.int64)  # blocks are whole frames: never switch mid-block
     cond_pitch = pitch if cfg.pitch_conditioning else None
+    # A learned source's amplitudes: the whole note at once ([V, frames, K] is small).
+    amps = engine.source_amplitudes(embedding[:, :, :frames], pitch) if cfg.source_harmonics else None
     for w0 in range(0, frames, COND_WINDOW):
         cond = engine.condition(embedding[:, :, w0 : min(w0 + COND_WINDOW, frames)], cond_pitch)  # [V, w, C]
         for f in range(w0, min(w0 + COND_WINDOW, frames)):
             t0 = f * hop
             m = min(hop, n_samples - t0)
             rows = np.repeat(cond[:, f - w0, None], 2, axis=1)  # [V, 2, C]; row 1 is never used
-            exc = voice_excitation(cfg, pitch, t0, m, excitation_gain) if cfg.excitation_harmonics else None
+            exc = voice_excitation(cfg, pitch, t0, m, excitation_gain, amps) if cfg.excitation_channels else None
             out[:, t0 : t0 + m] = engine.render(slots, rows, switch, noise.draw(m), temperature, exc=exc)
     return out
 

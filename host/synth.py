@@ -21,7 +21,7 @@ import numpy as np
 
 from nsynth_live.host import events as ev
 from nsynth_live.host.bank import Bank
-from nsynth_live.host.engines import Engine, voice_excitation
+from nsynth_live.host.engines import Engine, lerp_rows, source_excitation, voice_excitation
 from nsynth_live.host.trajectory import Cursor, bilinear, default_regions, mix
 from nsynth_live import mulaw, sampling
 from nsynth_live.errors import UserError
@@ -53,6 +53,7 @@ class Voice:
     fade: int = -1  # samples left of a fade-out; -1: none
     seed_id: int = 0
     t: int = 0  # samples played since note-on (the excitation's phase, for models with one)
+    target: int | None = None  # a learned source's amplitudes glide from `frame`'s towards this frame's
 
 
 @dataclass
@@ -82,6 +83,9 @@ class CondCache:
     block in one engine call, and are the engine's own output, bit for bit. Filled rows are never
     written again, so a voice may hold a view of one across a timbre change.
 
+    A model with a learned source also keeps its harmonic amplitudes per (pitch, frame)
+    (:meth:`Engine.source_amplitudes`, computed with the same misses).
+
     Args:
         engine: computes the rows.
         pitch_conditioning: whether the model takes a pitch (else every pitch shares key 0).
@@ -91,9 +95,11 @@ class CondCache:
         self.engine = engine
         self.pitched = pitch_conditioning
         self.width = engine.cfg.cond_width
+        self.harmonics = engine.cfg.source_harmonics
         self.calls = 0  # engine calls made (for tests and profiling)
         self.trajectory = np.zeros((1, engine.cfg.bottleneck), np.float32)
-        self._rows: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()  # key -> ([F, C], filled [F])
+        # key -> ([F, C] rows, [F, K] amplitudes or None, filled [F])
+        self._rows: OrderedDict[int, tuple[np.ndarray, np.ndarray | None, np.ndarray]] = OrderedDict()
 
     def reset(self, trajectory: np.ndarray) -> None:
         """A new timbre, float32 [frames, bottleneck]: forget every row."""
@@ -108,6 +114,10 @@ class CondCache:
         made ready by :meth:`ensure`."""
         return self._rows[self._key(pitch)][0][frame]
 
+    def amplitudes(self, pitch: int, frame: int) -> np.ndarray:
+        """The learned source's amplitudes of ``(pitch, frame)``, float32 [K] (a view, as :meth:`row`)."""
+        return self._rows[self._key(pitch)][1][frame]
+
     def ensure(self, wanted: list[tuple[int, int]]) -> None:
         """Compute the missing rows among ``(pitch, frame)`` pairs, in one engine call."""
         frames = self.trajectory.shape[0]
@@ -116,10 +126,11 @@ class CondCache:
             key = self._key(pitch)
             entry = self._rows.get(key)
             if entry is None:
-                entry = self._rows[key] = (np.empty((frames, self.width), np.float32), np.zeros(frames, bool))
+                amps = np.empty((frames, self.harmonics), np.float32) if self.harmonics else None
+                entry = self._rows[key] = (np.empty((frames, self.width), np.float32), amps, np.zeros(frames, bool))
             else:
                 self._rows.move_to_end(key)
-            if not entry[1][frame]:
+            if not entry[2][frame]:
                 misses[(key, frame)] = None
         if not misses:
             return
@@ -128,11 +139,14 @@ class CondCache:
         emb = np.stack([self.trajectory[s : s + w].T for s in starts])  # [B, bottleneck, w]
         pitch = np.array([k for k, _ in misses], np.int64) if self.pitched else None
         cond = self.engine.condition(emb, pitch)  # [B, w, C]
+        amps = self.engine.source_amplitudes(emb, pitch) if self.harmonics else None  # [B, w, K]
         self.calls += 1
-        for (key, _), s, rows in zip(misses, starts, cond):
-            table, filled = self._rows[key]
+        for j, ((key, _), s) in enumerate(zip(misses, starts)):
+            table, amp_table, filled = self._rows[key]
             todo = ~filled[s : s + w]
-            table[s : s + w][todo] = rows[todo]
+            table[s : s + w][todo] = cond[j][todo]
+            if amp_table is not None:
+                amp_table[s : s + w][todo] = amps[j][todo]
             filled[s : s + w] = True
         while len(self._rows) > COND_PITCHES:  # the least recently used pitch (not needed now)
             key = next(iter(self._rows))
@@ -200,6 +214,11 @@ class Synth:
         self._slots = np.empty(slots, np.int64)
         self._levels = np.empty(slots, np.float32)
         self._temps = np.empty(slots, np.float32)
+        k = self.cfg.source_harmonics
+        self._amp_rows = np.empty(slots * 4 * k, np.float32)  # -> [V, 4, K] (a learned source's rows)
+        self._pos = np.empty(slots, np.int64)
+        self._t = np.empty(slots, np.int64)
+        self._pitches = np.empty(slots, np.int64)
         self._temp_value: float | None = None
         # Noise drawn NOISE_CHUNK numbers per voice at a time: the same stream as drawing per block.
         self._noise_chunk = np.empty((slots, NOISE_CHUNK), np.float64)
@@ -294,6 +313,8 @@ class Synth:
         self._cond.ensure([(60, 0)])
         if self.cfg.excitation_harmonics:
             voice_excitation(self.cfg, [60], np.zeros(1), 1)
+        elif self.cfg.source_harmonics:
+            source_excitation(np.zeros((1, self.cfg.source_harmonics, 1), np.float32), [60], 0)
 
     @property
     def timbre(self) -> np.ndarray:
@@ -376,6 +397,24 @@ class Synth:
         else:
             self._noise_pos[slot] = pos + n
 
+    def _source_block(self, voices: list[Voice], nxt: dict[int, int], after: dict[int, int], switch: np.ndarray,
+                      n: int) -> np.ndarray:
+        """A learned source's excitation for this block, float32 [V, n, 2]: each voice's
+        amplitudes glide from its frame's towards the frame after it, as in training (towards the
+        cursor's next frame as it stands; a release meanwhile makes the glide end early)."""
+        nv, k = len(voices), self.cfg.source_harmonics
+        rows = self._amp_rows[: nv * 4 * k].reshape(nv, 4, k)
+        pos, t, pitch = self._pos[:nv], self._t[:nv], self._pitches[:nv]
+        amp = self._cond.amplitudes
+        for i, v in enumerate(voices):
+            rows[i, 0] = amp(v.pitch, v.frame)
+            rows[i, 1] = amp(v.pitch, v.target)
+            if i in nxt:
+                rows[i, 2] = amp(v.pitch, nxt[i])
+                rows[i, 3] = amp(v.pitch, after[i])
+            pos[i], t[i], pitch[i] = v.pos, v.t, v.pitch
+        return source_excitation(lerp_rows(rows, pos, switch, n, self.hop), pitch, t, self.excitation_gain)
+
     def render(self, n: int) -> np.ndarray:
         """The next ``n`` (1..hop) samples of the mix, float32 [n] in [-1, 1].
 
@@ -401,6 +440,13 @@ class Synth:
                 nxt[i] = v.cursor.next_frame()
         wanted = [(v.pitch, v.frame) for v in voices if v.cond is None]
         wanted += [(voices[i].pitch, f) for i, f in nxt.items()]
+        after: dict[int, int] = {}  # a learned source: the frame after the next one, per crossing voice
+        if self.cfg.source_harmonics:
+            for v in voices:
+                if v.target is None:
+                    v.target = v.cursor.peek()
+            after = {i: voices[i].cursor.peek() for i in nxt}
+            wanted += [(v.pitch, v.target) for v in voices] + [(voices[i].pitch, f) for i, f in after.items()]
         if wanted:
             self._cond.ensure(wanted)  # one conditioner call at most, usually none
         cond = self._cond_buf[: nv * 2 * c].reshape(nv, 2, c)
@@ -424,6 +470,8 @@ class Synth:
         if self.cfg.excitation_harmonics:
             exc = voice_excitation(self.cfg, [v.pitch for v in voices], np.array([v.t for v in voices]), n,
                                    self.excitation_gain)
+        elif self.cfg.source_harmonics:
+            exc = self._source_block(voices, nxt, after, switch, n)
         # Every argument is well formed by construction: skip the engine's checks (fast path).
         classes = self.engine.render_fast(slots, cond, switch, noise, self._temps[:nv], exc=exc)
         audio = DECODE[classes]  # float32 [V, n]
@@ -438,10 +486,11 @@ class Synth:
             v.t += n
             if i in nxt:
                 v.frame, v.pos, v.cond = nxt[i], n - int(switch[i]), self._cond.row(v.pitch, nxt[i])
+                v.target = after.get(i)
             else:
                 v.pos += n
                 if v.pos == hop:  # the block ended exactly on a frame boundary
-                    v.frame, v.pos, v.cond = v.cursor.next_frame(), 0, None
+                    v.frame, v.pos, v.cond, v.target = v.cursor.next_frame(), 0, None, None
         out = audio.sum(0, dtype=np.float32) if nv > 1 else audio[0]
         for v in voices:
             if v.fade == 0:

@@ -9,6 +9,8 @@ the key, not a fixed four seconds.
 
 from __future__ import annotations
 
+import copy
+
 import math
 
 import numpy as np
@@ -114,6 +116,12 @@ class Cursor:
         if self.held:  # a held cursor is always before the release region
             self.held = False
             self.pos = self.r0 - 1
+
+    def peek(self) -> int:
+        """The frame :meth:`next_frame` would return now, without advancing (a learned source's
+        amplitudes glide towards it over the frame being played)."""
+        ahead = copy.copy(self)
+        return ahead.next_frame()
 
     def next_frame(self) -> int:
         """The frame to play now; advances the cursor."""

@@ -10,7 +10,7 @@ from torch import nn
 
 from nsynth_live import mulaw
 from nsynth_live.configs import ModelConfig
-from nsynth_live.decoder import Decoder
+from nsynth_live.decoder import Decoder, conditioning_input
 from nsynth_live.encoder import Encoder
 
 
@@ -68,7 +68,8 @@ class WaveNetAutoencoder(nn.Module):
         excitation: torch.Tensor | None = None,
         phase: torch.Tensor | None = None,
         return_excitation: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+        forced: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None] | tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Reconstruction logits: encode the audio, then decode it teacher-forced.
 
         Args:
@@ -84,6 +85,10 @@ class WaveNetAutoencoder(nn.Module):
             return_excitation: also return the excitation ([B, E, T] float32, or None for configs
                 without one); for a learned source, at the audio's own level (the decoder hears it
                 normalised, :meth:`~nsynth_live.decoder.Decoder.source`): its spectral loss needs it.
+                For a learned source the source network's amplitudes per frame [B, K, F] come third.
+            forced: (mask [B] bool, source [B, 2, T]): crops whose decoder hears ``source`` (e.g.
+                :func:`nsynth_live.excitation.measured_source`) instead of the learned one
+                (training's ``source_forcing``); the learned one is still computed and returned.
 
         Returns:
             logits [B, 256, T] (and the excitation, with ``return_excitation``).
@@ -91,11 +96,16 @@ class WaveNetAutoencoder(nn.Module):
         x = self._network_input(audio)[1]
         past = x if input_noise is None else x + input_noise.to(x.dtype)
         embedding = self.encoder(x)
-        heard = excitation
+        heard, frames = excitation, None
         if self.decoder.source_net is not None and excitation is None:
-            heard, excitation = self.decoder.source(embedding, pitch, audio.shape[-1], 0, phase, raw=True)
+            frames = self.decoder.source_net(conditioning_input(embedding, pitch, True), pitch)
+            heard, excitation = self.decoder.source(embedding, pitch, audio.shape[-1], 0, phase, raw=True, frames=frames)
+            if forced is not None:
+                heard = torch.where(forced[0][:, None, None], forced[1].to(heard.dtype), heard)
         logits = self.decoder(past, embedding, pitch, exc=heard)
-        return (logits, excitation) if return_excitation else logits
+        if not return_excitation:
+            return logits
+        return (logits, excitation, frames) if self.decoder.source_net is not None else (logits, excitation)
 
     def loss(self, audio: torch.Tensor, pitch: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean softmax cross-entropy of the reconstruction.

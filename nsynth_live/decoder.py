@@ -33,7 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from nsynth_live.configs import N_CLASSES, N_PITCHES, ModelConfig
-from nsynth_live.excitation import excitation, free_phase, harmonic_source, midi_to_hz, upsample_frames
+from nsynth_live.excitation import audible, excitation, free_phase, unit_source, upsample_frames
+
+SOURCE_MASK = -1e30
+"""The logit of a harmonic at or above Nyquist (its weight is zeroed after the softmax as well)."""
 
 
 def check_pitch(pitch: torch.Tensor | None, batch: int, pitch_conditioning: bool) -> None:
@@ -302,10 +305,11 @@ class SourceNet(nn.Module):
         # DDSP's exp_sigmoid: 2 * sigmoid(x) ** ln(10) + 1e-7, a level from ~0 to 2 with a
         # gradient that does not vanish at either end as quickly as a plain sigmoid's.
         level = 2.0 * torch.sigmoid(out[:, :1]) ** math.log(10.0) + 1e-7
-        k = torch.arange(1, self.cfg.source_harmonics + 1, device=c.device, dtype=torch.float64)
-        audible = (midi_to_hz(pitch).to(c.device)[:, None] * k[None, :] < sample_rate / 2)[:, :, None]
-        logits = out[:, 1:].masked_fill(~audible, float("-inf"))
-        return level * torch.softmax(logits, 1)
+        live = audible(pitch.to(c.device), self.cfg.source_harmonics, sample_rate)[:, :, None]  # [B, K, 1]
+        # A finite mask and a zeroing product rather than -inf: a pitch with no harmonic below
+        # Nyquist (MIDI >= 120) gets a silent source, not the NaN of a softmax over nothing.
+        logits = out[:, 1:].masked_fill(~live, SOURCE_MASK)
+        return level * torch.softmax(logits, 1) * live.to(out.dtype)
 
 
 class Decoder(nn.Module):
@@ -337,7 +341,8 @@ class Decoder(nn.Module):
         self.source_net = SourceNet(cfg) if cfg.source_harmonics else None
 
     def source(self, embedding: torch.Tensor, pitch: torch.Tensor, n: int, offset: int = 0,
-               phase: torch.Tensor | None = None, raw: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+               phase: torch.Tensor | None = None, raw: bool = False,
+               frames: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The learned harmonic source of configs with ``source_harmonics`` (the excitation).
 
         The decoder hears it at unit level: the harmonic sum divided, sample by sample, by the
@@ -353,17 +358,18 @@ class Decoder(nn.Module):
             phase: [B, n] fundamental phase (training: :func:`~nsynth_live.excitation.locked_phase`);
                 None: the free-running ``2 pi f0 t`` from the note's start.
             raw: also return the un-normalised harmonic sum and quadrature.
+            frames: [B, K, F] the source network's amplitudes when already computed.
 
         Returns:
             [B, 2, n] (float32, float64 for float64 weights): the normalised harmonic sum and its
             quadrature (and, with ``raw``, the same at the amplitudes' own level).
         """
-        c = conditioning_input(embedding, pitch, True)
-        amps = upsample_frames(self.source_net(c, pitch), n, self.cfg.hop, offset)  # [B, K, n]
+        if frames is None:
+            frames = self.source_net(conditioning_input(embedding, pitch, True), pitch)
+        amps = upsample_frames(frames, n, self.cfg.hop, offset)  # [B, K, n]
         if phase is None:
             phase = free_phase(pitch, n, offset)
-        sums = harmonic_source(amps, phase)
-        unit = sums / torch.sqrt((amps * amps).sum(1, keepdim=True) + 1e-12)
+        unit, sums = unit_source(amps, phase)
         return (unit, sums) if raw else unit
 
     def forward(

@@ -89,7 +89,9 @@ class RunFusedBackend(TorchBackend):
 
     @torch.no_grad()
     def generate(self, emb: np.ndarray, pitch: np.ndarray | None, n: int, seed: int, decoding: Decoding,
-                 voices: list[int]) -> np.ndarray:
+                 voices: list[int], source_frames: np.ndarray | None = None) -> np.ndarray:
+        """As :meth:`TorchBackend.generate`; ``source_frames`` [B, K, F]: harmonic amplitudes
+        replacing the source network's (a learned source only; :mod:`nsynth_live.source_diagnosis`)."""
         from nsynth_live import sampling
         from nsynth_live.host.engines import render_frames
 
@@ -99,7 +101,8 @@ class RunFusedBackend(TorchBackend):
         cond = decoder.condition(e, p).float().numpy()
         exc = None
         if self.cfg.source_harmonics:
-            src = decoder.source(e, p, n) * float(decoding.excitation_gain)  # [B, 2, n]
+            frames = None if source_frames is None else torch.from_numpy(np.asarray(source_frames, np.float32))
+            src = decoder.source(e, p, n, frames=frames) * float(decoding.excitation_gain)  # [B, 2, n]
             exc = np.ascontiguousarray(src.float().numpy().transpose(0, 2, 1))
         slots = list(range(cond.shape[0]))
         self.fused.reset(np.asarray(slots))  # every note starts from silence
@@ -127,6 +130,7 @@ class EngineBackend:
         eng, hop = self.engine, self.cfg.hop
         emb = eng.encode(audio)
         cond = eng.condition(emb, pitch)
+        amps = eng.source_amplitudes(emb, pitch) if self.cfg.source_harmonics else None
         classes = mulaw.encode(audio)
         b, n = classes.shape
         padded = np.concatenate([cond, cond[:, -1:]], 1)
@@ -136,7 +140,7 @@ class EngineBackend:
             for t0 in range(0, n, hop):
                 k = min(hop, n - t0)
                 f = t0 // hop
-                exc = voice_excitation(self.cfg, pitch, t0, k) if self.cfg.excitation_harmonics else None
+                exc = voice_excitation(self.cfg, pitch, t0, k, amplitudes=amps) if self.cfg.excitation_channels else None
                 logits = np.empty((b, k, 256), np.float32)
                 eng.render(slots, padded[:, f : f + 2], np.full(b, hop), np.full((b, k), 0.5), logits_out=logits,
                            feed=classes[:, t0 : t0 + k], exc=exc)
@@ -156,10 +160,11 @@ class EngineBackend:
 
         eng = self.engine
         cond = eng.condition(emb, pitch)
+        amps = eng.source_amplitudes(emb, pitch) if self.cfg.source_harmonics else None
         slots = [eng.add_voice() for _ in range(cond.shape[0])]
         try:
             classes = render_frames(eng, slots, cond, n, sampling.NoiseStream(seed, voices), decoding.temperature,
-                                    pitch=pitch, excitation_gain=decoding.excitation_gain)
+                                    pitch=pitch, excitation_gain=decoding.excitation_gain, amplitudes=amps)
         finally:
             for slot in slots:
                 eng.remove_voice(slot)

@@ -186,6 +186,21 @@ def upsample_frames(frames: Any, n: int, hop: int, start: Any = 0) -> Any:
     return (frames[..., f] * (1 - w) + frames[..., g] * w).astype(frames.dtype)
 
 
+def audible(pitch: Any, harmonics: int, sample_rate: int = 16000) -> Any:
+    """Which harmonics 1..K of each pitch lie below Nyquist (f0 in float64; numpy or torch).
+
+    Args:
+        pitch: [B] MIDI notes; harmonics: K.
+
+    Returns:
+        bool [B, K].
+    """
+    f0 = midi_to_hz(pitch)
+    if type(pitch).__module__.startswith("torch"):
+        return f0[:, None] * torch_arange(harmonics, f0.device)[None, :] < sample_rate / 2
+    return f0[:, None] * np.arange(1, harmonics + 1, dtype=np.float64)[None, :] < sample_rate / 2
+
+
 def harmonic_source(amplitudes: Any, phase: Any) -> Any:
     """A learned harmonic source: the sum of each harmonic at its own amplitude, and its
     quadrature, the excitation of configs with ``source_harmonics``.
@@ -205,6 +220,105 @@ def harmonic_source(amplitudes: Any, phase: Any) -> Any:
         hp = torch_arange(k, phase.device)[None, :, None] * phase[:, None, :]  # [B, K, n] float64
         hp = torch.remainder(hp, 2 * math.pi).to(amplitudes.dtype)
         return torch.stack([(amplitudes * torch.sin(hp)).sum(1), (amplitudes * torch.cos(hp)).sum(1)], 1)
-    hp = np.remainder(np.arange(1, k + 1, dtype=np.float64)[None, :, None] * phase[:, None, :], 2 * math.pi)
-    hp = hp.astype(amplitudes.dtype)
-    return np.stack([(amplitudes * np.sin(hp)).sum(1), (amplitudes * np.cos(hp)).sum(1)], 1)
+    # The host's path, once per block: Clenshaw's recurrence, b_k = a_k + 2 cos(phase) b_{k+1} -
+    # b_{k+2} from k = K down to 1, gives sum a_k sin(k phase) = b_1 sin(phase) and
+    # sum a_k cos(k phase) = b_1 cos(phase) - b_2 from one sine and one cosine per sample instead
+    # of 2K (float64: its rounding error, ~K^2 ulp, is far below the float32 result's resolution).
+    ph = np.asarray(phase, np.float64)
+    cos, sin = np.cos(ph), np.sin(ph)
+    two_cos = 2.0 * cos
+    b1 = np.zeros_like(ph)
+    b2 = np.zeros_like(ph)
+    for j in range(k - 1, -1, -1):
+        b0 = two_cos * b1
+        b0 -= b2
+        b0 += amplitudes[:, j]
+        b1, b2 = b0, b1
+    return np.stack([b1 * sin, b1 * cos - b2], 1).astype(amplitudes.dtype)
+
+
+def unit_source(amplitudes: Any, phase: Any) -> tuple[Any, Any]:
+    """The learned source as the decoder hears it: :func:`harmonic_source` divided, sample by
+    sample, by the norm of its amplitudes (a unit sine's RMS whatever the note's level; silent
+    where every amplitude is 0). The one definition training (:meth:`nsynth_live.decoder.Decoder.source`)
+    and the host (:func:`nsynth_live.host.engines.offline.source_excitation`) share.
+
+    Args:
+        amplitudes: [B, K, n] per-sample harmonic amplitudes (numpy or torch).
+        phase: [B, n] float64 fundamental phase.
+
+    Returns:
+        ([B, 2, n] unit-level sum and quadrature, [B, 2, n] the same at the amplitudes' level),
+        in ``amplitudes``' dtype.
+    """
+    sums = harmonic_source(amplitudes, phase)
+    if type(amplitudes).__module__.startswith("torch"):
+        import torch
+
+        return sums / torch.sqrt((amplitudes * amplitudes).sum(1, keepdim=True) + 1e-12), sums
+    norm = np.sqrt((amplitudes * amplitudes).sum(1, keepdims=True, dtype=np.float64) + 1e-12)
+    return (sums / norm).astype(amplitudes.dtype), sums
+
+
+def harmonic_baseband(audio: Any, pitch: Any, harmonics: int, sample_rate: int = 16000, periods: float = 4.0,
+                      centered: bool = False) -> tuple[Any, Any]:
+    """Each harmonic's complex amplitude in a sliding window of the audio (torch only).
+
+    Harmonic k of ``A cos(2 pi k f0 t / sr + phi)`` averages, times ``exp(-i k nominal)``, to
+    ``(A / 2) exp(i phi)`` over a window of whole periods (the ``periods`` of
+    :func:`locked_phase`), so twice its magnitude is the harmonic's amplitude and its angle the
+    harmonic's phase against ``k`` times the nominal phase.
+
+    Args:
+        audio: [B, T] waveform; pitch: [B] MIDI notes; harmonics: K.
+        sample_rate, periods: as :func:`locked_phase`.
+        centered: a window centred on t (a target to learn from) rather than the samples before t
+            only (what a causal decoder may hear).
+
+    Returns:
+        (complex128 [B, K, T] window means, float64 [B, T] nominal phase ``2 pi f0 t``).
+    """
+    import torch
+
+    b, n = audio.shape
+    f0 = midi_to_hz(pitch).to(audio.device)
+    t = torch.arange(n, dtype=torch.float64, device=audio.device)
+    nominal = torch.remainder(f0[:, None] * t / sample_rate, 1.0) * (2 * math.pi)  # [B, T]
+    k = torch_arange(harmonics, audio.device)
+    turns = torch.remainder(k[None, :, None] * (f0[:, None, None] * t / sample_rate), 1.0) * (2 * math.pi)
+    base = audio.to(torch.float64)[:, None, :] * torch.exp(torch.complex(torch.zeros_like(turns), -turns))
+    csum = torch.cat([torch.zeros(b, harmonics, 1, dtype=base.dtype, device=base.device), torch.cumsum(base, -1)], -1)
+    width = torch.clamp(torch.round(periods * sample_rate / f0), 64, 2048).to(torch.int64)  # [B]
+    ti = torch.arange(n, device=audio.device)[None, :]
+    if centered:
+        lo = torch.clamp(ti - width[:, None] // 2, 0, n)
+        hi = torch.clamp(lo + width[:, None], max=n)
+    else:
+        lo, hi = torch.clamp(ti - width[:, None], min=0), ti.expand(b, -1)
+    count = torch.clamp(hi - lo, min=1).to(torch.float64)[:, None, :]
+    idx = lambda j: j[:, None, :].expand(-1, harmonics, -1)  # noqa: E731
+    return (torch.gather(csum, 2, idx(hi)) - torch.gather(csum, 2, idx(lo))) / count, nominal
+
+
+def measured_source(audio: Any, pitch: Any, harmonics: int, sample_rate: int = 16000) -> Any:
+    """The learned source's excitation measured from a crop's own past (torch only): what a
+    perfect source network would give the decoder, for training it to follow its source.
+
+    Each harmonic below Nyquist at its amplitude and phase over the past window
+    (:func:`harmonic_baseband`, never sample t itself), as :func:`unit_source` shapes the learned
+    one: ``sum_k a_k sin(phase_k)``, ``sum_k a_k cos(phase_k)`` over the norm of the ``a_k``.
+
+    Args:
+        audio: [B, T] waveform; pitch: [B] MIDI notes; harmonics: K.
+
+    Returns:
+        float32 [B, 2, T].
+    """
+    import torch
+
+    c, nominal = harmonic_baseband(audio, pitch, harmonics, sample_rate)
+    live = audible(pitch.to(audio.device), harmonics, sample_rate)[:, :, None]
+    amps = 2 * c.abs() * live
+    phase = torch_arange(harmonics, audio.device)[None, :, None] * nominal[:, None, :] + torch.angle(c)
+    sums = torch.stack([(amps * torch.sin(phase)).sum(1), (amps * torch.cos(phase)).sum(1)], 1)
+    return (sums / torch.sqrt((amps * amps).sum(1, keepdim=True) + 1e-12)).to(torch.float32)

@@ -35,3 +35,31 @@ def multires_stft_loss(pred: torch.Tensor, target: torch.Tensor, ffts: tuple[int
         total = total + (spec[0] - spec[1]).abs().mean()
         total = total + (torch.log(spec[0] + eps) - torch.log(spec[1] + eps)).abs().mean()
     return total
+
+
+def harmonic_loss(frames: torch.Tensor, audio: torch.Tensor, pitch: torch.Tensor, cfg: Any,
+                  floor: float = 1e-3) -> torch.Tensor:
+    """Distance of a learned source's per-frame harmonic amplitudes from the audio's own.
+
+    The audio's amplitudes are measured at each frame start over a window of whole periods
+    centred there (:func:`nsynth_live.excitation.harmonic_baseband`); the distance is the mean
+    L1 between log amplitudes (``floor`` keeps near-silent harmonics from dominating) over the
+    harmonics below Nyquist.
+
+    Args:
+        frames: [B, K, F] the source network's amplitudes (F = T // hop).
+        audio: [B, T] the crops; pitch: [B] their MIDI notes.
+        cfg: the model config (hop, source_harmonics).
+
+    Returns:
+        scalar tensor.
+    """
+    from nsynth_live.excitation import audible, harmonic_baseband
+
+    k = cfg.source_harmonics
+    with torch.no_grad():
+        c, _ = harmonic_baseband(audio, pitch, k, centered=True)
+        measured = (2 * c[:, :, :: cfg.hop].abs()).to(frames.dtype)[:, :, : frames.shape[-1]]
+        live = audible(pitch.to(audio.device), k)[:, :, None].to(frames.dtype)
+    d = (torch.log(frames + floor) - torch.log(measured + floor)).abs() * live
+    return d.sum() / torch.clamp(live.sum() * frames.shape[-1], min=1.0)

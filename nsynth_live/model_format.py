@@ -33,7 +33,19 @@ FILES: dict[str, str] = {
     "conditioner": "conditioner.onnx",
     "decoder_step": "decoder_step.onnx",
 }
-"""Role -> file name inside an export directory."""
+"""Role -> file name inside every export directory."""
+
+SOURCE_FILES: dict[str, str] = {"source": "source.onnx"}
+"""The extra graph of models with a learned harmonic source (``source_harmonics`` > 0):
+``embedding [B, bottleneck, F]`` + ``pitch [B]`` -> ``amplitudes [B, F, K]``, the per-frame
+amplitudes of harmonics 1..K from which the host synthesises the decoder's excitation
+(:func:`nsynth_live.excitation.unit_source`). Exports of other models have no such file, so
+older exports stay valid as they are."""
+
+
+def files_for(config: Any) -> dict[str, str]:
+    """Role -> file name of the export of a model with ``config`` (a :class:`ModelConfig`)."""
+    return {**FILES, **SOURCE_FILES} if getattr(config, "source_harmonics", 0) else dict(FILES)
 
 PROP_PREFIX = "nsynth_live."
 ROLE_PROP = PROP_PREFIX + "role"

@@ -211,6 +211,13 @@ def load_source_notes(data: Path, presets: Sequence[Any], pitches: Sequence[int]
     return out
 
 
+def source_keys(src: dict[tuple[str, int], np.ndarray], names: Sequence[str]) -> list[tuple[str, int]]:
+    """The (preset, pitch) notes of :func:`load_source_notes` in the order
+    :func:`evaluate_timbre` renders them (by preset as ``names`` lists them, then by pitch): note
+    i of that order is rendered with noise voice id i."""
+    return sorted(src, key=lambda k: (list(names).index(k[0]), k[1]))
+
+
 def reencode(bank: Any, data: Path, encode: Callable[[np.ndarray], np.ndarray]) -> Any:
     """A copy of ``bank`` whose presets are encoded anew from their source notes in ``data``.
 
@@ -334,7 +341,7 @@ def evaluate_timbre(render: Render, hop: int, bank: Any, data: Path, pitches: Se
         raise UserError("a timbre evaluation needs at least two presets")
     names = [p.name for p in chosen]
     src = load_source_notes(data, chosen, pitches)
-    keys = sorted(src, key=lambda k: (names.index(k[0]), k[1]))
+    keys = source_keys(src, names)
     log(f"features of {len(keys)} source notes")
     x_src = np.stack([note_features(src[k], k[1], end_s=seconds) for k in keys])
     y_src = [k[0] for k in keys]

@@ -29,7 +29,7 @@ from nsynth_live.configs import ModelConfig, get_config
 from nsynth_live.ema import EMA
 from nsynth_live.atomic import atomic_write_text
 from nsynth_live.errors import UserError
-from nsynth_live.losses import multires_stft_loss
+from nsynth_live.losses import harmonic_loss, multires_stft_loss
 from nsynth_live.schedule import lr_at, paper_schedule
 
 LN2 = math.log(2.0)
@@ -76,6 +76,17 @@ class TrainSettings:
     # Configs with a learned source (``source_harmonics``): weight of its multi-resolution
     # spectral loss (nsynth_live.losses) beside the decoder's cross-entropy in nats.
     source_weight: float = 1.0
+    # Configs with a learned source: the share of crops whose decoder hears the source measured
+    # from the crop's own past (excitation.measured_source: every harmonic's amplitude and phase)
+    # instead of the source network's. The network's source is poor early on, so a decoder
+    # hearing only it learns to use its phase and ignore its spectrum (measured: a perfect source
+    # through such a decoder named 12% of notes, the source alone 58%); hearing a faithful one it
+    # learns to follow it, and at generation it follows the network's. 0: off.
+    source_forcing: float = 0.0
+    # Configs with a learned source: weight of the L1 distance between the log amplitudes of the
+    # source network's harmonics and the ones measured in the crop (centred windows at frame
+    # starts), a direct target beside the spectral loss. 0: off.
+    harmonic_weight: float = 0.0
     # A new run may start from another run's weights (its EMA): every parameter of the same name
     # and shape is copied; an excitation projection from 2H sine/cosine channels to the learned
     # source's 2 takes the fundamental's sine and cosine columns. Nothing else carries over.
@@ -190,7 +201,8 @@ RESUME_OVERRIDABLE = frozenset({
 # Settings a resumed run may retune part-way although they change its math (a long run switching
 # a regulariser on, or annealing its learning rate sooner once the validation NLL plateaus); every
 # change is recorded in metrics.jsonl at the step it took effect.
-RESUME_TUNABLE = frozenset({"input_noise", "excitation_lock", "schedule_steps", "source_weight"})
+RESUME_TUNABLE = frozenset({"input_noise", "excitation_lock", "schedule_steps", "source_weight", "source_forcing",
+                            "harmonic_weight"})
 
 
 def _get(settings: TrainSettings | Mapping[str, Any], key: str, default: Any) -> Any:
@@ -408,14 +420,17 @@ class Trainer:
             g["lr"] = lr_at(self.schedule, self.step)
         self.opt.zero_grad(set_to_none=True)
         noise = self._input_noise(audio.shape)
+        forced = self._forced_source(audio, pitch)
         with self._autocast():
-            logits, source = self._forward(self.net, audio, pitch, noise)
+            logits, source, frames = self._forward(self.net, audio, pitch, noise, forced)
         loss = nll_bits(logits, audio)
         objective = loss * LN2  # optimise nats, as the reference does
         if self.cfg.source_harmonics:
             spectral = multires_stft_loss(source[:, 0].float(), audio.float())
             self.source_loss_sum += float(spectral.detach())
             objective = objective + self.s.source_weight * spectral
+            if self.s.harmonic_weight:
+                objective = objective + self.s.harmonic_weight * harmonic_loss(frames.float(), audio, pitch, self.cfg)
         self.scaler.scale(objective).backward()
         self.scaler.unscale_(self.opt)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.clip)
@@ -426,13 +441,31 @@ class Trainer:
         return float(loss.detach())
 
     def _forward(self, net: torch.nn.Module, audio: torch.Tensor, pitch: torch.Tensor | None,
-                 noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits [B, 256, T] of the training objective, and the learned source [B, 2, T] (None
-        for configs without one), with this run's excitation (locked or free-running)."""
+                 noise: torch.Tensor | None, forced: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Logits [B, 256, T] of the training objective, the learned source [B, 2, T] and its
+        amplitudes per frame [B, K, F] (None for configs without one), with this run's excitation
+        (locked or free-running; ``forced``: crops that hear a measured source, see
+        :meth:`_forced_source`)."""
         exc = self._excitation(audio, pitch)
         if self.cfg.source_harmonics:  # exc is the source's locked phase (or None: free-running)
-            return net(audio, pitch, noise, None, exc, True)
-        return net(audio, pitch, noise, exc), None
+            return net(audio, pitch, noise, None, exc, True, forced)
+        return net(audio, pitch, noise, exc), None, None
+
+    @torch.no_grad()
+    def _forced_source(self, audio: torch.Tensor, pitch: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(mask [B] bool, measured source [B, 2, T]) of the crops that hear the source measured from
+        their own past this step (``source_forcing``), or None. The mask is a pure function of (seed,
+        step, rank), as the input noise, so a resumed run forces what an uninterrupted one would."""
+        if not (self.cfg.source_harmonics and self.s.source_forcing):
+            return None
+        from nsynth_live.excitation import measured_source
+
+        key = np.random.SeedSequence([self.s.seed, self.step, self.dist.rank, 1]).generate_state(1)[0]
+        mask = torch.rand(audio.shape[0], generator=torch.Generator().manual_seed(int(key))) < self.s.source_forcing
+        if not bool(mask.any()):
+            return None
+        return mask.to(audio.device), measured_source(audio, pitch, self.cfg.source_harmonics)
 
     def _input_noise(self, shape: torch.Size) -> torch.Tensor | None:
         """This step's decoder-input noise [B, T] (None when off): a pure function of (seed,
@@ -613,6 +646,12 @@ def _check_settings(s: TrainSettings, cfg: ModelConfig) -> None:
         raise UserError(f"--excitation-lock: config {cfg.name!r} has no excitation (try live-sine or live-hn)")
     if not (s.source_weight >= 0 and math.isfinite(s.source_weight)):
         raise UserError(f"--source-weight {s.source_weight}: must be a number >= 0")
+    if not 0.0 <= s.source_forcing <= 1.0:
+        raise UserError(f"--source-forcing {s.source_forcing}: must be within 0..1")
+    if not (s.harmonic_weight >= 0 and math.isfinite(s.harmonic_weight)):
+        raise UserError(f"--harmonic-weight {s.harmonic_weight}: must be a number >= 0")
+    if (s.source_forcing or s.harmonic_weight) and not cfg.source_harmonics:
+        raise UserError(f"--source-forcing/--harmonic-weight: config {cfg.name!r} has no learned source (try live-hn)")
 
 
 def _advance(state: dict[str, int], sampler: ResumableSampler) -> dict[str, int]:

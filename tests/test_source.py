@@ -13,9 +13,10 @@ from nsynth_live import checkpoint as ckpt_io
 from nsynth_live.autoencoder import WaveNetAutoencoder
 from nsynth_live.configs import ModelConfig, get_config, param_count
 from nsynth_live.decoder import SourceNet, conditioning_input
-from nsynth_live.excitation import free_phase, harmonic_source, midi_to_hz, upsample_frames
+from nsynth_live.excitation import (free_phase, harmonic_baseband, harmonic_source, measured_source, midi_to_hz,
+                                    upsample_frames)
 from nsynth_live.generate import generate_classes, step_logits
-from nsynth_live.losses import multires_stft_loss
+from nsynth_live.losses import harmonic_loss, multires_stft_loss
 from nsynth_live.train import train
 
 
@@ -182,5 +183,53 @@ def test_the_decoder_hears_the_source_at_unit_level_and_the_loss_at_its_own():
     power = (unit**2).sum(1).mean(-1)
     assert torch.allclose(power, torch.ones(2), atol=0.05)
     with torch.no_grad():
-        logits, raw = m(torch.zeros(2, 1024), pitch, return_excitation=True)
-    assert raw.shape == (2, 2, 1024) and logits.shape == (2, 256, 1024)
+        logits, raw, frames = m(torch.zeros(2, 1024), pitch, return_excitation=True)
+    assert raw.shape == (2, 2, 1024) and logits.shape == (2, 256, 1024) and frames.shape == (2, 8, 2)
+
+
+def _two_harmonics(n: int = 8000) -> tuple[torch.Tensor, torch.Tensor, float]:
+    pitch = torch.tensor([57])
+    f0 = float(midi_to_hz(pitch)[0])
+    t = torch.arange(n, dtype=torch.float64)
+    x = 0.5 * torch.cos(2 * np.pi * f0 * t / 16000 + 0.3) + 0.2 * torch.cos(2 * np.pi * 2 * f0 * t / 16000 - 1.0)
+    return x[None], pitch, f0
+
+
+def test_the_measured_source_recovers_each_harmonics_amplitude_and_phase_from_the_past_only():
+    x, pitch, _ = _two_harmonics()
+    c, _ = harmonic_baseband(x, pitch, 4)
+    np.testing.assert_allclose((2 * c[0, :, 4000].abs()).numpy(), [0.5, 0.2, 0, 0], atol=2e-3)
+    np.testing.assert_allclose(torch.angle(c[0, :2, 4000]).numpy(), [0.3, -1.0], atol=5e-3)
+    src = measured_source(x.float(), pitch, 4)
+    unit = (x / np.sqrt(0.5**2 + 0.2**2)).float()
+    torch.testing.assert_close(src[0, 1, 500:], unit[0, 500:], rtol=0, atol=5e-3)  # cos: the waveform itself
+    later = x.clone()
+    later[:, 3000:] = 0.0  # the source at t never depends on sample t or after
+    torch.testing.assert_close(measured_source(later.float(), pitch, 4)[..., :3001], src[..., :3001])
+
+
+def test_the_harmonic_loss_is_zero_at_the_measured_amplitudes_and_grows_away_from_them():
+    x, pitch, _ = _two_harmonics(2048)
+    cfg = get_config("tiny-hn")
+    c, _ = harmonic_baseband(x, pitch, cfg.source_harmonics, centered=True)
+    measured = (2 * c[:, :, :: cfg.hop].abs()).float()
+    assert float(harmonic_loss(measured, x, pitch, cfg)) < 1e-6
+    assert float(harmonic_loss(measured * 2, x, pitch, cfg)) > 0.1
+
+
+def test_source_forcing_is_what_the_decoder_hears_and_resumes_exactly(nsynth_tiny, tmp_path):
+    on, off = tmp_path / "on", tmp_path / "off"
+    train(_settings(nsynth_tiny, on, steps=2, source_forcing=1.0, harmonic_weight=1.0))
+    train(_settings(nsynth_tiny, off, steps=2))
+    a, b = ckpt_io.load_checkpoint(on)["model"], ckpt_io.load_checkpoint(off)["model"]
+    assert not torch.equal(a["decoder.excitation.weight"], b["decoder.excitation.weight"])
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    kw = dict(source_forcing=0.5, harmonic_weight=0.5)
+    train(_settings(nsynth_tiny, straight, steps=4, schedule_steps=4, **kw))
+    train(_settings(nsynth_tiny, split, steps=2, schedule_steps=4, **kw))
+    train(_settings(nsynth_tiny, split, steps=4), resume=True)
+    a, b = ckpt_io.load_checkpoint(straight)["model"], ckpt_io.load_checkpoint(split)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-6, atol=1e-7)
+    with pytest.raises(Exception, match="source-forcing"):
+        train(_settings(nsynth_tiny, tmp_path / "bad", source_forcing=1.5))

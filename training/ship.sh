@@ -20,9 +20,9 @@ PY=.venv/bin/python
 NL=.venv/bin/nsynth-live
 mkdir -p "$DEST"
 $NL export --checkpoint "$RUN" --out "$DEST/model" --force --temperature "$TEMPERATURE" --excitation-gain "$EXCITATION_GAIN"
-$PY training/make_bank.py --model "$DEST/model" --out "$DEST/bank"
-$NL calibrate-level --model "$DEST/model" --bank "$DEST/bank"
 DATA=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["data"])' "$RUN/settings.json")
+$PY training/make_bank.py --model "$DEST/model" --out "$DEST/bank" --data "$DATA"
+$NL calibrate-level --model "$DEST/model" --bank "$DEST/bank"
 $PY bench/pitch_accuracy.py --model "$DEST/model" --bank "$DEST/bank" --pitches 36-84 --seconds 2 \
     --reference-data "$DATA" --json "$DEST/pitch_accuracy.json" | tail -3
 $PY bench/pitch_accuracy.py --model "$DEST/model" --bank "$DEST/bank" --pitches 36-84 --seconds 2 \

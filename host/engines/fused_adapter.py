@@ -51,6 +51,12 @@ class FusedAdapter(Engine):
             self._cond_front = OrtFrontEnd(self.info, threads=1, device="cpu")
         return self._cond_front.condition(embedding, pitch)
 
+    def source_amplitudes(self, embedding: np.ndarray, pitch: np.ndarray | Sequence[int]) -> np.ndarray:
+        """:meth:`Engine.source_amplitudes` on :meth:`condition`'s one-thread session set."""
+        if self._cond_front is None:
+            self._cond_front = OrtFrontEnd(self.info, threads=1, device="cpu")
+        return self._cond_front.amplitudes(embedding, pitch)
+
     def _reset(self, slots: np.ndarray) -> None:
         self.engine.reset(slots)
 

@@ -44,6 +44,8 @@ class FrontEnd(Protocol):
 
     def condition(self, embedding: np.ndarray, pitch: Any = None) -> np.ndarray: ...
 
+    def amplitudes(self, embedding: np.ndarray, pitch: Any) -> np.ndarray: ...
+
     def encode(self, audio: np.ndarray) -> np.ndarray: ...
 
     def close(self) -> None: ...
@@ -215,6 +217,20 @@ class Engine(ABC):
             float32 [B, F, L*2R + S].
         """
         return self._front.condition(embedding, pitch)
+
+    def source_amplitudes(self, embedding: np.ndarray, pitch: np.ndarray | Sequence[int]) -> np.ndarray:
+        """The learned source's harmonic amplitudes per frame (``source.onnx``; models with
+        ``source_harmonics`` only), from which :func:`nsynth_live.host.engines.offline.source_excitation`
+        synthesises the excitation.
+
+        Args:
+            embedding: float32 [B, bottleneck, F].
+            pitch: int [B] MIDI notes 0..127.
+
+        Returns:
+            float32 [B, F, K].
+        """
+        return self._front.amplitudes(embedding, pitch)
 
     def encode(self, audio: np.ndarray) -> np.ndarray:
         """Embedding frames of raw audio (``encoder.onnx``; mu-law happens in the graph).

@@ -9,25 +9,80 @@ import numpy as np
 
 from nsynth_live import SAMPLE_RATE, sampling
 from nsynth_live.configs import N_CLASSES, ModelConfig
+from nsynth_live.excitation import excitation, free_phase, unit_source, upsample_frames
 from nsynth_live.host.engines.interface import Engine
 
 
 def voice_excitation(cfg: ModelConfig, pitch: Sequence[int] | np.ndarray, start: Any, n: int,
-                     gain: float = 1.0) -> np.ndarray:
+                     gain: float = 1.0, amplitudes: np.ndarray | None = None) -> np.ndarray:
     """The excitation of voices at ``pitch`` for samples ``start .. start + n - 1`` of their notes.
 
     Args:
+        cfg: the model's config: a fixed sine (``excitation_harmonics``) or a learned source
+            (``source_harmonics``).
+        pitch: [V] MIDI notes.
+        start: first sample since note-on (an int, or [V] for the sine).
+        n: samples.
         gain: factor on the excitation (:class:`nsynth_live.sampling.Decoding`).
+        amplitudes: float32 [V, F, K], the learned source's amplitudes of the notes' frames from
+            note-on (:meth:`Engine.source_amplitudes`); required exactly for a learned source.
+            Between frames they are interpolated as in training.
 
     Returns:
-        float32 [V, n, 2H] (the layout :meth:`Engine.render` takes).
+        float32 [V, n, E] (the layout :meth:`Engine.render` takes).
     """
-    from nsynth_live.excitation import excitation
-
+    if cfg.source_harmonics:
+        if amplitudes is None:
+            raise ValueError("this model has a learned source: pass its amplitudes (Engine.source_amplitudes)")
+        return source_excitation(upsample_frames(amplitudes.transpose(0, 2, 1), n, cfg.hop, int(start)),
+                                 pitch, start, gain)
     e = excitation(np.asarray(pitch, np.int64), n, cfg.excitation_harmonics, start=start, sample_rate=SAMPLE_RATE)
     if gain != 1.0:
         e *= np.float32(gain)
     return np.ascontiguousarray(e.transpose(0, 2, 1))
+
+
+def source_excitation(amps: np.ndarray, pitch: Sequence[int] | np.ndarray, start: Any, gain: float = 1.0) -> np.ndarray:
+    """The learned source as the decoder hears it (:func:`nsynth_live.excitation.unit_source`)
+    from per-sample amplitudes, on the free-running phase since note-on.
+
+    Args:
+        amps: float32 [V, K, n] harmonic amplitudes of each sample.
+        pitch: [V] MIDI notes; start: first sample since note-on (int or [V]).
+        gain: factor on the excitation.
+
+    Returns:
+        float32 [V, n, 2].
+    """
+    phase = free_phase(np.asarray(pitch, np.int64), amps.shape[2], start, SAMPLE_RATE)
+    unit, _ = unit_source(np.asarray(amps, np.float32), phase)
+    if gain != 1.0:
+        unit *= np.float32(gain)
+    return np.ascontiguousarray(unit.transpose(0, 2, 1))
+
+
+def lerp_rows(rows: np.ndarray, pos: np.ndarray, switch: np.ndarray, n: int, hop: int) -> np.ndarray:
+    """Per-sample amplitudes of a block from frame rows, as training interpolates them.
+
+    Before sample ``switch`` of the block a voice is ``pos`` samples into a frame whose
+    amplitudes go from ``rows[:, 0]`` (at its start) towards ``rows[:, 1]`` (the frame after it);
+    from ``switch`` on it is in the next frame, from ``rows[:, 2]`` towards ``rows[:, 3]``.
+
+    Args:
+        rows: float32 [V, 4, K].
+        pos: int [V] samples into the current frame at the block's start.
+        switch: int [V] block sample where the next frame starts (>= n: never).
+        n: samples; hop: samples per frame.
+
+    Returns:
+        float32 [V, K, n].
+    """
+    j = np.arange(n)[None, :]
+    before = j < switch[:, None]  # [V, n]
+    w = np.where(before, pos[:, None] + j, j - switch[:, None]).astype(np.float32) / np.float32(hop)
+    a = np.where(before[:, None], rows[:, 0, :, None], rows[:, 2, :, None])  # [V, K, n]
+    b = np.where(before[:, None], rows[:, 1, :, None], rows[:, 3, :, None])
+    return a * (1 - w[:, None]) + b * w[:, None]
 
 
 def render_frames(
@@ -42,6 +97,7 @@ def render_frames(
     pitch: Sequence[int] | np.ndarray | None = None,
     excitation_gain: float | None = None,
     excitation: np.ndarray | None = None,
+    amplitudes: np.ndarray | None = None,
 ) -> np.ndarray:
     """Render ``n_samples`` per voice from per-frame conditioning, in blocks (offline use).
 
@@ -61,7 +117,9 @@ def render_frames(
         pitch: [V] MIDI notes, for models with an excitation (its f0).
         excitation_gain: >= 0; None: the export's recommended one.
         excitation: optional float32 [V, n_samples, E], the whole excitation precomputed (gain
-            included), in place of the one derived from ``pitch`` (a learned source).
+            included), in place of the one derived from ``pitch``.
+        amplitudes: float32 [V, F, K], a learned source's amplitudes per frame
+            (:meth:`Engine.source_amplitudes`; models with ``source_harmonics``).
 
     Returns:
         int64 [V, n_samples].
@@ -84,8 +142,8 @@ def render_frames(
         exc = None
         if excitation is not None:
             exc = np.ascontiguousarray(excitation[:, t0 : t0 + n])
-        elif pitch is not None and engine.cfg.excitation_harmonics:
-            exc = voice_excitation(engine.cfg, pitch, t0, n, decoding.excitation_gain)
+        elif pitch is not None and engine.cfg.excitation_channels:
+            exc = voice_excitation(engine.cfg, pitch, t0, n, decoding.excitation_gain, amplitudes)
         out[:, t0 : t0 + n] = engine.render(slots, padded[:, frame : frame + 2], switch, u, decoding.temperature,
                                             logits_out=lo, exc=exc)
         if lo is not None:

@@ -140,7 +140,7 @@ def make_session(path: Any, providers: list[str], threads: int | None = None) ->
 
 
 class OrtFrontEnd:
-    """The per-frame graphs (encoder, conditioner), sessions opened on first use.
+    """The per-frame graphs (encoder, conditioner, learned source), sessions opened on first use.
 
     Args:
         info: the validated export.
@@ -168,6 +168,13 @@ class OrtFrontEnd:
         emb, p = check_embedding(self.info.config, embedding, pitch)
         feeds = {"embedding": emb} if p is None else {"embedding": emb, "pitch": p}
         return self._session("conditioner").run(["cond"], feeds)[0]
+
+    def amplitudes(self, embedding: np.ndarray, pitch: Any) -> np.ndarray:
+        """[B, bottleneck, F] + pitch [B] -> float32 [B, F, K]; see Engine.source_amplitudes."""
+        if self.info.source is None:
+            raise ValueError(f"{self.info.root}: this model has no learned source (no source.onnx)")
+        emb, p = check_embedding(self.info.config, embedding, pitch)
+        return self._session("source").run(["amplitudes"], {"embedding": emb, "pitch": p})[0]
 
     def encode(self, audio: np.ndarray) -> np.ndarray:
         """[B, T] raw audio -> float32 [B, bottleneck, T // hop]; see Engine.encode."""

@@ -46,14 +46,16 @@ def default_configs() -> list[str]:
     return names + [shipped] if shipped not in names else names
 
 
-def block_excitation(cfg: ModelConfig, pitch: np.ndarray, start: int, n: int) -> np.ndarray | None:
+def block_excitation(cfg: ModelConfig, pitch: np.ndarray, start: int, n: int,
+                     amplitudes: np.ndarray | None = None) -> np.ndarray | None:
     """The excitation of ``n`` samples from ``start`` of voices at ``pitch`` (None for a model
-    without one): float32 [B, n, 2H], as the live host hands it to :meth:`Engine.render`."""
-    if not cfg.excitation_harmonics:
+    without one): float32 [B, n, E], as the live host hands it to :meth:`Engine.render`, its
+    cost included (a learned source's ``amplitudes`` [B, F, K] from :meth:`Engine.source_amplitudes`)."""
+    if not cfg.excitation_channels:
         return None
     from nsynth_live.host.engines import voice_excitation
 
-    return voice_excitation(cfg, pitch, start, n)
+    return voice_excitation(cfg, pitch, start, n, amplitudes=amplitudes)
 
 
 def time_engine(engine: Any, batch: int, seconds: float, repeats: int = 1) -> float:
@@ -71,6 +73,7 @@ def time_engine(engine: Any, batch: int, seconds: float, repeats: int = 1) -> fl
     embedding = rng.standard_normal((batch, cfg.bottleneck, 2)).astype(np.float32)
     pitch = rng.integers(36, 85, batch)
     cond = engine.condition(embedding, pitch if cfg.pitch_conditioning else None)  # [B, 2, C]: two frames
+    amps = engine.source_amplitudes(embedding, pitch) if cfg.source_harmonics else None
     slots = np.array([engine.add_voice() for _ in range(batch)])
     position = [0]
 
@@ -79,7 +82,7 @@ def time_engine(engine: Any, batch: int, seconds: float, repeats: int = 1) -> fl
         done = 0
         while done < steps:
             n = min(cfg.hop, steps - done)
-            exc = block_excitation(cfg, pitch, position[0], n)
+            exc = block_excitation(cfg, pitch, position[0], n, amps)
             engine.render(slots, cond, np.full(batch, n // 2), rng.random((batch, n)), exc=exc)
             done += n
             position[0] += n
@@ -184,7 +187,7 @@ def bench_engines(s: EngineBench, log: Any = sys.stderr) -> tuple[dict[str, Any]
                     samples = steps * batch
                     gflops = samples * flops_per_sample(cfg) / 1e9
                     rows.append({"engine": kind, "kernel": label, "config": name, "batch": batch,
-                                 "excitation": bool(cfg.excitation_harmonics), "steps_per_s": steps,
+                                 "excitation": bool(cfg.excitation_channels), "steps_per_s": steps,
                                  "samples_per_s": samples, "rtf_per_voice": steps / SAMPLE_RATE, "gflops": gflops})
                     print(f"  {kind} {name} B={batch}: {steps:,.0f} steps/s per voice, "
                           f"{steps / SAMPLE_RATE:.3g}x real time per voice, {gflops:,.1f} GFLOP/s", file=log)

@@ -39,6 +39,9 @@ def add_timbre(group: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", default="auto", choices=["auto", "ort", "fused"])
     p.add_argument("--batch", type=int, default=16, help="notes rendered at once (default 16)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--diagnose", action="store_true",
+                   help="with --run of a learned-source model: also judge its source alone and its decoder fed "
+                   "sources measured from the real notes (where the timbre is lost)")
     add_decoding_args(p)
     p.add_argument("--json", default="timbre.json", help="result file (default timbre.json)")
     p.add_argument("--png", default=None, help="confusion matrix PNG (default: beside --json)")
@@ -58,6 +61,8 @@ def run_timbre(args: argparse.Namespace) -> int:
                                   ("--seconds", args.seconds, args.seconds >= 1.0, "at least 1 (a held part to judge)")):
         if not ok:
             raise UserError(f"{flag} {value}: must be {rule}")
+    if args.diagnose and not args.run:
+        raise UserError("--diagnose: needs --run RUN of a model with a learned source (e.g. live-hn)")
     data = Path(args.data)
     if not data.is_dir():
         raise UserError(f"--data {data}: no such dataset folder")
@@ -74,6 +79,8 @@ def run_timbre(args: argparse.Namespace) -> int:
 
         backend = RunFusedBackend(load_model(args.run), max_voices=args.batch)
         what = f"run {args.run}"
+        if args.diagnose and not backend.cfg.source_harmonics:
+            raise UserError(f"--diagnose: run {args.run} (config {backend.cfg.name!r}) has no learned source")
 
         def encode(audio):
             with torch.no_grad():
@@ -97,6 +104,12 @@ def run_timbre(args: argparse.Namespace) -> int:
     result = timbre.evaluate_timbre(render, backend.cfg.hop, bank, data, list(range(lo, hi + 1, args.step)),
                                     args.seconds, presets, args.pairs, batch=args.batch,
                                     log=lambda s: print(f"  {s}", file=sys.stderr))
+    if args.diagnose:
+        from nsynth_live.source_diagnosis import diagnose
+
+        result["diagnosis"] = diagnose(backend.model, backend, bank, data, list(range(lo, hi + 1, args.step)),
+                                       args.seconds, presets, decoding, args.seed, args.batch,
+                                       log=lambda s: print(f"  {s}", file=sys.stderr))
     result.update(model=what, bank=str(bank.path), data=str(data),
                   decoding=decoding.to_dict(), seconds_taken=time.perf_counter() - t0)
     from nsynth_live.benchmarks.machine import machine_info
@@ -104,6 +117,10 @@ def run_timbre(args: argparse.Namespace) -> int:
     result["machine"] = machine_info()
     print(f"timbre of {what} (temperature {decoding.temperature:g}, excitation gain {decoding.excitation_gain:g})")
     print(timbre.format_table(result))
+    if "diagnosis" in result:
+        from nsynth_live.source_diagnosis import format_diagnosis
+
+        print(format_diagnosis(result["diagnosis"]))
     out = Path(args.json)
     png = Path(args.png) if args.png else out.with_suffix(".png")
     atomic_write_bytes(out, (json.dumps(result, indent=1) + "\n").encode())

@@ -39,6 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source-weight", type=float,
                    help="configs with a learned source (live-hn): weight of its multi-resolution spectral "
                    "loss beside the cross-entropy (default 1; may change on --resume)")
+    p.add_argument("--source-forcing", type=float,
+                   help="configs with a learned source: share of crops (0..1) whose decoder hears the source "
+                   "measured from the crop's own past (every harmonic's amplitude and phase) instead of the "
+                   "source network's, so it learns to follow a source's spectrum (default 0; may change on --resume)")
+    p.add_argument("--harmonic-weight", type=float,
+                   help="configs with a learned source: weight of a loss pulling the source network's per-frame "
+                   "harmonic amplitudes towards the ones measured in the crop (log-amplitude L1; default 0; "
+                   "may change on --resume)")
     p.add_argument("--init-from", metavar="RUN",
                    help="a new run starts from this run's EMA weights (same-named, same-shaped tensors; "
                    "a sine excitation's fundamental seeds a learned source's projection)")

@@ -1,0 +1,72 @@
+"""bench timbre --diagnose: the measured amplitudes, both diagnostic renders, and the flag's rules."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from nsynth_live import SAMPLE_RATE, sampling
+from nsynth_live.autoencoder import WaveNetAutoencoder
+from nsynth_live.configs import get_config
+from nsynth_live.evaluate import RunFusedBackend
+from nsynth_live.excitation import midi_to_hz
+from nsynth_live.host.bank import Bank, Preset
+from nsynth_live.nsynth import load_examples
+from nsynth_live.source_diagnosis import diagnose, measured_frames, measured_through_decoder, source_alone
+
+
+def test_measured_frames_are_each_harmonics_amplitude_at_frame_starts():
+    f0 = float(midi_to_hz(np.array([57]))[0])
+    t = np.arange(16000) / SAMPLE_RATE
+    x = (0.5 * np.cos(2 * np.pi * f0 * t) + 0.2 * np.sin(2 * np.pi * 3 * f0 * t)).astype(np.float32)
+    a = measured_frames(x[None], np.array([57]), 8, 512, 40)
+    assert a.shape == (1, 8, 40)
+    np.testing.assert_allclose(a[0, :4, 5:25].mean(-1), [0.5, 0, 0.2, 0], atol=5e-3)
+    np.testing.assert_array_equal(a[0, :, -1], a[0, :, 31])  # past the note's frames the last one holds
+    assert np.all(measured_frames(x[None], np.array([100]), 8, 512, 4)[0, 3:] == 0)  # 4 x 2637 Hz > 8 kHz
+
+
+@pytest.fixture(scope="module")
+def bank_and_data(nsynth_tiny):
+    notes = [n for s in ("train", "valid") for n in load_examples(nsynth_tiny / f"nsynth-{s}") if n.pitch == 60]
+    rng = np.random.default_rng(0)
+    presets = [Preset(n.instrument_str, rng.standard_normal((125, 16)).astype(np.float32), 60,
+                      tags=[n.instrument_family_str, "train-split"], provenance={"source": f"{n.note_str}.wav"})
+               for n in sorted(notes, key=lambda n: n.instrument_str)]
+    return Bank(path=nsynth_tiny, name="t", hop=512, sample_rate=SAMPLE_RATE, bottleneck=16, frames=125,
+                presets=presets), nsynth_tiny
+
+
+def test_both_diagnostic_renders_run_and_the_measured_source_reaches_the_decoder(bank_and_data):
+    bank, data = bank_and_data
+    torch.manual_seed(0)
+    model = WaveNetAutoencoder(get_config("tiny-hn")).eval()
+    with torch.no_grad():
+        model.decoder.excitation.weight.mul_(20)
+    backend = RunFusedBackend(model, max_voices=4, threads=1)
+    dec = sampling.Decoding(temperature=1.0, excitation_gain=1.0)
+    emb = np.stack([p.embedding[:63].T for p in bank.presets[:2]])
+    pitch = np.array([60, 60])
+    alone = source_alone(model)(emb, pitch, 32000, [0, 1])
+    with torch.no_grad():
+        ref = model.decoder.source(torch.from_numpy(emb), torch.from_numpy(pitch), 32000, raw=True)[1][:, 0].numpy()
+    np.testing.assert_allclose(alone, ref)
+    notes = [np.random.default_rng(i).uniform(-0.5, 0.5, 64000).astype(np.float32) for i in range(2)]
+    own = backend.generate(emb, pitch, 4000, 0, dec, [0, 1])
+    heard = measured_through_decoder(backend, notes, dec, 0)(emb, pitch, 4000, [0, 1])
+    assert heard.shape == own.shape and not np.array_equal(heard, own)
+    result = diagnose(model, backend, bank, data, list(range(56, 65)), 2.0, None, dec, 0, 4)
+    assert set(result) == {"source_alone", "measured_source_through_decoder"}
+    for r in result.values():
+        assert 0.0 <= r["identity"] <= 1.0 and 0.0 <= r["in_tune"] <= 1.0 and np.isfinite(r["timbre_error_db"])
+
+
+def test_diagnose_needs_a_learned_source_run(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "nsynth_live", "bench", "timbre", "--data", str(tmp_path), "--diagnose",
+                          "--json", str(tmp_path / "t.json")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "--diagnose: needs --run" in res.stderr, res.stderr
+    assert not (tmp_path / "t.json").exists()
