@@ -233,3 +233,27 @@ def test_source_forcing_is_what_the_decoder_hears_and_resumes_exactly(nsynth_tin
         torch.testing.assert_close(a[k], b[k], rtol=1e-6, atol=1e-7)
     with pytest.raises(Exception, match="source-forcing"):
         train(_settings(nsynth_tiny, tmp_path / "bad", source_forcing=1.5))
+
+
+def test_fit_source_refits_only_the_source_network_towards_measured_amplitudes(nsynth_tiny, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run, out = tmp_path / "run", tmp_path / "fitted"
+    train(_settings(nsynth_tiny, run, steps=1))
+    script = Path(__file__).resolve().parent.parent / "training" / "fit_source.py"
+    res = subprocess.run([sys.executable, str(script), "--run", str(run), "--data", str(nsynth_tiny), "--out", str(out),
+                          "--notes", "8", "--steps", "200", "--batch", "8", "--threads", "1"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    losses = [float(line.rsplit(" ", 1)[1]) for line in res.stdout.splitlines() if "validation loss" in line]
+    assert losses[-1] < losses[0]
+    a, b = ckpt_io.load_checkpoint(run), ckpt_io.load_checkpoint(out)
+    for k in a["model"]:
+        same = torch.equal(a["model"][k], b["model"][k])
+        assert same != k.startswith("decoder.source_net."), k
+        torch.testing.assert_close(b["ema"]["shadow"][k], b["model"][k] if not same else a["ema"]["shadow"][k])
+    again = subprocess.run([sys.executable, str(script), "--run", str(run), "--data", str(nsynth_tiny), "--out", str(run)],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "--out must not be the run itself" in again.stderr
