@@ -27,19 +27,26 @@
 
 #define N_CLS 256
 #define MAX_CHUNK 8
+/* The tap rows are prefetched PF_AHEAD layers ahead of their use, with __builtin_prefetch's
+ * locality PF_LOC (3: into L1); -D either to experiment. */
+#ifndef PF_AHEAD
+#define PF_AHEAD 2
+#endif
+#ifndef PF_LOC
+#define PF_LOC 3
+#endif
 
 typedef struct {
-    int32_t n_layers, r, s, k, rp, sp, cond_width, hist_rows;
+    int32_t n_layers, r, s, k, rp, sp, cond_width, hist_rows, n_exc, pad_;
     const int64_t *offsets, *dilations;             /* [L] */
     const float *start_w;                           /* [k, Rp + Sp] */
     const float *start_b;                           /* [Rp + Sp] */
-    const float *gate_w;                            /* [L, k Rp, 2 Rp]: tap rows first, then h's */
+    const float *gate_w;                            /* [L, E + k Rp, 2 Rp]: excitation rows, tap rows, h's */
     const float *out_w;                             /* [L, Rp, Rp + Sp] */
     const float *out_b;                             /* [L, Rp + Sp] */
-    const float *out1_w;                            /* [Sp, Sp] */
+    const float *out1_w;                            /* [E + Sp, Sp]: excitation rows, then out1's */
     const float *logits_w;                          /* [Sp, 256] */
     const float *logits_b;                          /* [256] */
-    const float *exc_w;                             /* [L, E, 2 Rp] then [E, Sp] (E = 0: unused) */
     float *hist;                                    /* [capacity, hist_rows, R] */
     float *x_hist;                                  /* [capacity, k] */
     int64_t *t_pos;                                 /* [capacity] */
@@ -89,6 +96,10 @@ typedef struct {
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define FN_X86 1
+#endif
+
+#if FN_X86
+#include <immintrin.h>
 #endif
 
 #if FN_X86 && !defined(__clang__)
@@ -169,15 +180,17 @@ int fn_gate(int isa, int64_t n, const float *a, const float *b, float *g) {
 
 /* Floats of scratch one worker needs (one chunk's buffers, plus room to align them). */
 int64_t fn_scratch_floats(const fn_model *md) {
-    const int64_t rp = md->rp, sp = md->sp, g = 2 * rp, ow = rp + sp;
-    return md->n_layers * MAX_CHUNK * g +
-           MAX_CHUNK * ((md->k - 1) * rp + 16 + rp + sp + rp + ow + sp + 3 * N_CLS) + 16;
+    const int64_t rp = md->rp, sp = md->sp, g = 2 * rp, ow = rp + sp, e = md->n_exc;
+    return MAX_CHUNK * (g + 16 + sp + rp + ow + sp + 3 * N_CLS) +
+           MAX_CHUNK * (e + md->k * rp) + MAX_CHUNK * (e + sp) + 16;
 }
 
 /* Run the call's voices lo .. hi-1 for its whole block with build `isa`; `scratch` holds
- * fn_scratch_floats floats, one worker's own. Returns 0, or -1 for an isa this CPU lacks. */
+ * fn_scratch_floats floats, one worker's own. Returns 0, -1 for an isa this CPU lacks, or -2 for
+ * a call whose excitation width is not the model's. */
 int fn_run_block(int isa, const fn_model *md, const fn_call *cl, int64_t lo, int64_t hi, float *scratch) {
     if (!fn_isa_supported(isa)) return -1;
+    if (cl->n_exc != md->n_exc) return -2;
     float *s = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
 #if FN_X86
     if (isa == FN_AVX512) { run_block_avx512(md, cl, lo, hi, s); return 0; }

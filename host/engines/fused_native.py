@@ -41,9 +41,9 @@ _PAD = 16  # widths padded to a multiple of 16 floats: whole vectors on every bu
 
 _CDEF = """
 typedef struct {
-    int32_t n_layers, r, s, k, rp, sp, cond_width, hist_rows;
+    int32_t n_layers, r, s, k, rp, sp, cond_width, hist_rows, n_exc, pad_;
     const int64_t *offsets, *dilations;
-    const float *start_w, *start_b, *gate_w, *out_w, *out_b, *out1_w, *logits_w, *logits_b, *exc_w;
+    const float *start_w, *start_b, *gate_w, *out_w, *out_b, *out1_w, *logits_w, *logits_b;
     float *hist;
     float *x_hist;
     int64_t *t_pos;
@@ -240,41 +240,41 @@ class NativeStep:
         start_w[:, :r], start_w[:, rp:rp + s] = w.start_w[0, :, :r], w.start_w[0, :, r:]
         start_b = np.zeros(ow, np.float32)
         start_b[:r], start_b[rp:rp + s] = w.start_b[:r], w.start_b[r:]
-        gate = np.zeros((n_layers, k * rp, g), np.float32)
+        e = w.exc_w.shape[0]
+        # Each layer's gate matrix [E + k Rp, 2 Rp]: the excitation's rows (its columns of
+        # exc_w), then the taps', then h's, so that one product [exc | taps | h] @ gate sums
+        # them in the numba kernel's order.
+        gate = np.zeros((n_layers, e + k * rp, g), np.float32)
+        for layer in range(n_layers if e else 0):
+            cols = w.exc_w[:, 2 * r * layer:2 * r * (layer + 1)]
+            gate[layer, :e, :r], gate[layer, :e, rp:rp + r] = cols[:, :r], cols[:, r:]
         for tap in range(k):
             rows = w.gate_w[:, tap * r:(tap + 1) * r]
-            gate[:, tap * rp:tap * rp + r, :r] = rows[:, :, :r]
-            gate[:, tap * rp:tap * rp + r, rp:rp + r] = rows[:, :, r:]
+            gate[:, e + tap * rp:e + tap * rp + r, :r] = rows[:, :, :r]
+            gate[:, e + tap * rp:e + tap * rp + r, rp:rp + r] = rows[:, :, r:]
         out_w = np.zeros((n_layers, rp, ow), np.float32)
         out_w[:, :r, :r], out_w[:, :r, rp:rp + s] = w.out_w[:, :, :r], w.out_w[:, :, r:]
         out_b = np.zeros((n_layers, ow), np.float32)
         out_b[:, :r], out_b[:, rp:rp + s] = w.out_b[:, :r], w.out_b[:, r:]
-        out1 = np.zeros((sp, sp), np.float32)
-        out1[:s, :s] = w.out1_w[0]
+        out1 = np.zeros((e + sp, sp), np.float32)  # [exc rows; out1_w], as the gate's
+        out1[e:e + s, :s] = w.out1_w[0]
+        if e:
+            out1[:e, :s] = w.exc_w[:, 2 * r * n_layers:]
         logits_w = np.zeros((sp, w.logits_w.shape[2]), np.float32)
         logits_w[:s] = w.logits_w[0]
-        e = w.exc_w.shape[0]
-        exc_layers = np.zeros((n_layers, e, g), np.float32)
-        for layer in range(n_layers if e else 0):
-            cols = w.exc_w[:, 2 * r * layer:2 * r * (layer + 1)]
-            exc_layers[layer, :, :r], exc_layers[layer, :, rp:rp + r] = cols[:, :r], cols[:, r:]
-        exc_out1 = np.zeros((e, sp), np.float32)
-        if e:
-            exc_out1[:, :s] = w.exc_w[:, 2 * r * n_layers:]
-        exc_w = np.concatenate([exc_layers.reshape(-1), exc_out1.reshape(-1), np.zeros(_PAD, np.float32)])
-        self._keep = [start_w, start_b, gate, out_w, out_b, out1, logits_w, np.ascontiguousarray(w.logits_b), exc_w,
+        self._keep = [start_w, start_b, gate, out_w, out_b, out1, logits_w, np.ascontiguousarray(w.logits_b),
                       hist, x_hist, t_pos, offsets, dilations]
         for a in self._keep:  # the C side indexes them as dense arrays
             if not a.flags.c_contiguous:
                 raise ValueError("fused engine: the native kernel needs C-contiguous weights and state")
         md = ffi.new("fn_model *")
         md.n_layers, md.r, md.s, md.k, md.rp, md.sp = n_layers, r, s, k, rp, sp
-        md.cond_width, md.hist_rows = 2 * r * n_layers + s, hist.shape[1]
+        md.cond_width, md.hist_rows, md.n_exc = 2 * r * n_layers + s, hist.shape[1], e
         md.offsets, md.dilations = self._ptr("int64_t *", offsets), self._ptr("int64_t *", dilations)
         md.start_w, md.start_b = self._ptr("float *", start_w), self._ptr("float *", start_b)
         md.gate_w, md.out_w, md.out_b = self._ptr("float *", gate), self._ptr("float *", out_w), self._ptr("float *", out_b)
         md.out1_w, md.logits_w = self._ptr("float *", out1), self._ptr("float *", logits_w)
-        md.logits_b, md.exc_w = self._ptr("float *", self._keep[7]), self._ptr("float *", exc_w)
+        md.logits_b = self._ptr("float *", self._keep[7])
         md.hist, md.x_hist, md.t_pos = self._ptr("float *", hist), self._ptr("float *", x_hist), self._ptr("int64_t *", t_pos)
         self._md = md
         self._n_exc, self._capacity = e, hist.shape[0]
@@ -320,5 +320,7 @@ class NativeStep:
 
     def run(self, call: object, lo: int, hi: int, worker: int) -> None:
         """Run the call's voices ``lo .. hi-1`` with scratch ``worker`` (the GIL is released)."""
-        if self._lib.lib.fn_run_block(self._code, self._md, call, lo, hi, self._scratch_ptr[worker]) != 0:
-            raise RuntimeError(f"fused engine: the {self.isa} kernel refused to run on this CPU")
+        rc = self._lib.lib.fn_run_block(self._code, self._md, call, lo, hi, self._scratch_ptr[worker])
+        if rc != 0:
+            raise RuntimeError(f"fused engine: the {self.isa} kernel refused to run on this CPU" if rc == -1 else
+                               "fused engine: the native kernel's call and model disagree in excitation width")

@@ -20,12 +20,13 @@ typedef float CAT(vf, SUFFIX) __attribute__((vector_size(VW * 4), aligned(4)));
 /* C[m, n] += sum_k A[m, k] * B[k, n] for an mr x (nv * VW) tile, k in order. mr and nv are
  * compile-time constants after inlining, so the accumulators live in registers. */
 static inline __attribute__((always_inline)) void FN(tile)(const int mr, const int nv, int kk, const float *a,
-                                                            int lda, const float *b, int ldb, float *c, int ldc) {
+                                                            int lda, const float *b, int ldb, const float *c0,
+                                                            int ldc0, float *c, int ldc) {
     VF acc[MR_MAX][4];
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++)
 #pragma GCC unroll 4
-        for (int j = 0; j < nv; j++) acc[i][j] = *(const VF *)(c + i * ldc + j * VW);
+        for (int j = 0; j < nv; j++) acc[i][j] = *(const VF *)(c0 + i * ldc0 + j * VW);
     for (int k = 0; k < kk; k++) {
         VF w[4];
 #pragma GCC unroll 4
@@ -44,20 +45,27 @@ static inline __attribute__((always_inline)) void FN(tile)(const int mr, const i
 }
 
 #define TILE_CASE(MR, NV) \
-    case (MR) * 8 + (NV): FN(tile)(MR, NV, kk, a + m0 * lda, lda, b + n0, ldb, c + m0 * ldc + n0, ldc); break;
+    case (MR) * 8 + (NV): FN(tile)(MR, NV, kk, a + m0 * lda, lda, b + n0, ldb, c0 + m0 * ldc0 + n0, ldc0, \
+                                   c + m0 * ldc + n0, ldc); break;
 
-/* C [m, n] += A [m, kk] @ B [kk, n] (row-major, n a multiple of VW), each output summed in order
- * of k. Tiles of up to MR_MAX rows by as many vectors as ACC_MAX accumulators allow. */
-static __attribute__((noinline)) void FN(gemm)(int m, int n, int kk, const float *a, int lda, const float *b,
-                                               int ldb, float *c, int ldc) {
+/* C [m, n] = C0 [m, n] + A [m, kk] @ B [kk, n] (row-major, n a multiple of VW), each output its
+ * initial value plus the products in order of k; C0 may be C itself (ldc0 = ldc) or one row for
+ * all (ldc0 = 0: a bias). Tiles of up to MR_MAX rows by as many vectors as ACC_MAX accumulators
+ * allow. */
+static __attribute__((noinline)) void FN(gemm0)(int m, int n, int kk, const float *a, int lda, const float *b,
+                                                int ldb, const float *c0, int ldc0, float *c, int ldc) {
     for (int m0 = 0; m0 < m; m0 += MR_MAX) {
         int mr = m - m0 < MR_MAX ? m - m0 : MR_MAX;
         int nv_max = ACC_MAX / mr;
         if (nv_max > 4) nv_max = 4;
         if (nv_max < 1) nv_max = 1;
+        /* The row's vectors in tiles of near-equal width (96 floats on AVX-512: 3 + 3, not 4 + 2,
+         * whose narrow tile has too few accumulators to hide the FMA latency). */
+        const int nvec = n / VW, ntiles = (nvec + nv_max - 1) / nv_max;
+        const int nv_even = ntiles ? (nvec + ntiles - 1) / ntiles : 1;
         for (int n0 = 0; n0 < n; ) {
             int left = (n - n0) / VW;
-            int nv = left < nv_max ? left : nv_max;
+            int nv = left < nv_even ? left : nv_even;
             switch (mr * 8 + nv) {
                 TILE_CASE(1, 1) TILE_CASE(1, 2) TILE_CASE(1, 3) TILE_CASE(1, 4)
                 TILE_CASE(2, 1) TILE_CASE(2, 2) TILE_CASE(2, 3) TILE_CASE(2, 4)
@@ -74,6 +82,12 @@ static __attribute__((noinline)) void FN(gemm)(int m, int n, int kk, const float
             n0 += nv * VW;
         }
     }
+}
+
+/* C [m, n] += A [m, kk] @ B [kk, n]. */
+static inline __attribute__((always_inline)) void FN(gemm)(int m, int n, int kk, const float *a, int lda,
+                                                            const float *b, int ldb, float *c, int ldc) {
+    FN(gemm0)(m, n, kk, a, lda, b, ldb, c, ldc, c, ldc);
 }
 
 /* dst[:n] = src[:w], zeros after: whole vectors without checks in the usual case (w == n, a
@@ -138,7 +152,8 @@ static inline __attribute__((always_inline)) void FN(exp_parts)(VF x, VF *q, VF 
  * sigmoid(a) = (a < 0 ? E : 1) / (1 + E) and tanh(b) = sign(b) (-M) / (2 + M), so the product
  * is one division: sign(b) (a < 0 ? E : 1) (-M) / ((1 + E) (2 + M)). Every exp argument is <= 0
  * and every factor in [0, 4]: no overflow, no select between formulas. */
-static void FN(gate)(int n, const float *restrict zs, const float *restrict zt, float *restrict g) {
+static inline __attribute__((always_inline)) void FN(gate)(int n, const float *restrict zs, const float *restrict zt,
+                                                            float *restrict g) {
     const VI sign = (VI){} + (int32_t)0x80000000;
     for (int j = 0; j < n; j += VW) {
         VF a = *(const VF *)(zs + j), b = *(const VF *)(zt + j);
@@ -154,10 +169,15 @@ static void FN(gate)(int n, const float *restrict zs, const float *restrict zt, 
     }
 }
 
+/* The gate of m rows of z [m, 2 Rp] (sigmoid half, tanh half) into g [m, Rp]: one call a layer. */
+static void FN(gate_m)(int m, int rp, const float *restrict z, float *restrict g) {
+    for (int i = 0; i < m; i++) FN(gate)(rp, z + i * 2 * rp, z + i * 2 * rp + rp, g + i * rp);
+}
+
 /* p[j] = float32(exp(z[j] - zmax)) for j < n (n a multiple of VW / 2), the sampling rule's
  * float64 exp (fused_kernels.exp_f64: ~1 ulp). */
 static void FN(exp_rows)(int n, const float *restrict z, float zmax, float *restrict p) {
-    const VD magic = (VD){} + 6755399441055744.0; /* 1.5 * 2**52 */
+    __attribute__((unused)) const VD magic = (VD){} + 6755399441055744.0; /* 1.5 * 2**52 */
     for (int j = 0; j < n; j += VW / 2) {
         VH xf = *(const VH *)(z + j) - zmax;
         /* exp(x) < 2**-150 for x < -104: the float32 result is 0 whatever the polynomial says
@@ -174,8 +194,14 @@ static void FN(exp_rows)(int n, const float *restrict z, float zmax, float *rest
         VD x = __builtin_convertvector(xf, VD);
         x = FN(seld)(x < EXP_D_LO, (VD){} + EXP_D_LO, x);
         VD y = x * LOG2E_D + 0.5;
-        VD tr = (y + magic) - magic;
+#if VW == 16
+        VD fn = (VD)_mm512_roundscale_pd((__m512d)y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); /* floor(y) */
+#elif VW == 8
+        VD fn = (VD)_mm256_round_pd((__m256d)y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+#else
+        VD tr = (y + magic) - magic; /* floor(y): y rounded to nearest, less 1 where that is above y */
         VD fn = tr - FN(seld)(tr > y, (VD){} + 1.0, (VD){});
+#endif
         VD r = (x - fn * LN2_HI) - fn * LN2_LO;
         VD q = (VD){} + INV_FACT13;
         q = q * r + INV_FACT12;
@@ -190,9 +216,14 @@ static void FN(exp_rows)(int n, const float *restrict z, float zmax, float *rest
         q = q * r + INV_FACT3;
         q = q * r + INV_FACT2;
         q = (q * r) * r + r + 1.0;
+#if VW == 16
+        /* q * 2**fn in one instruction (exact: the result is normal, fn >= -289). */
+        *(VH *)(p + j) = __builtin_convertvector((VD)_mm512_scalef_pd((__m512d)q, (__m512d)fn), VH);
+#else
         /* 2**fn from its bits: fn + 1.5 * 2**52 holds the integer fn in its low bits. */
         VL bits = (((VL)(fn + magic) - (VL)magic) + 1023) << 52;
         *(VH *)(p + j) = __builtin_convertvector(q * (VD)bits, VH);
+#endif
     }
 }
 
@@ -216,9 +247,13 @@ static void FN(sample)(int m, const float *logit, const double *u, const float *
                        int64_t *cls) {
     for (int i = 0; i < m; i++) {
         const float *l = logit + i * N_CLS;
-        float *zi = z + i * N_CLS;
+        const float *zi = l; /* l / 1 is l exactly: no division at the usual temperature */
         float t = temp[i];
-        for (int j = 0; j < N_CLS; j++) zi[j] = l[j] / t; /* a division, as the rule */
+        if (t != 1.0f) {
+            float *zd = z + i * N_CLS;
+            for (int j = 0; j < N_CLS; j++) zd[j] = l[j] / t; /* a division, as the rule */
+            zi = zd;
+        }
         VF vm = *(const VF *)zi;
         for (int j = VW; j < N_CLS; j += VW) {
             VF zj = *(const VF *)(zi + j);
@@ -249,94 +284,114 @@ static void FN(sample)(int m, const float *logit, const double *u, const float *
     }
 }
 
-/* One chunk of <= MAX_CHUNK voices (positions vb .. vb + m - 1 of the call) for the whole block. */
+/* The tap rows of layer l for the chunk's voices at this sample, fetched ahead into the cache
+ * (rings of long dilations are far apart, MBs for a few voices: without it every tap read
+ * waits on memory). */
+static inline __attribute__((always_inline)) void FN(prefetch_taps)(const fn_model *md, const fn_call *cl, int64_t vb,
+                                                                     int m, int l) {
+    const int K = md->k, R = md->r, H = md->hist_rows;
+    const int64_t d = md->dilations[l], size = (K - 1) * d, off = md->offsets[l];
+    const int pow2 = (size & (size - 1)) == 0;
+    for (int i = 0; i < m; i++) {
+        const int64_t slot = cl->slots[vb + i], tv = md->t_pos[slot];
+        for (int tap = 0; tap < K - 1; tap++) {
+            const int64_t back = tv - (K - 1 - tap) * d;
+            const int64_t src = off + (pow2 ? (back & (size - 1)) : ((back % size) + size) % size);
+            const char *p = (const char *)(md->hist + (slot * H + src) * R);
+            /* every line of the row: rows need not start on a line (numpy aligns hist to 16 bytes) */
+            for (int64_t q = 0; q < (int64_t)R * 4; q += 64) __builtin_prefetch(p + q, 0, PF_LOC);
+            __builtin_prefetch(p + (int64_t)R * 4 - 1, 0, PF_LOC);
+        }
+    }
+}
+
+/* One chunk of <= MAX_CHUNK voices (positions vb .. vb + m - 1 of the call) for the whole block.
+ * Each layer's gate sums are one product [m, E + (k-1) Rp + Rp] @ [E + k Rp, 2 Rp]: the rows
+ * of A are [excitation | taps | h] side by side (h kept there), gate_w's rows [exc | taps | h]
+ * to match, so every output is its conditioning plus the products in the numba kernel's order
+ * (excitation channels, taps, h). The same for out1: [exc | relu(skip)] @ [exc rows; out1_w]. */
 static void FN(run_chunk)(const fn_model *md, const fn_call *cl, int64_t vb, int m, float *scratch) {
     const int L = md->n_layers, R = md->r, S = md->s, K = md->k, E = cl->n_exc;
     const int Rp = md->rp, Sp = md->sp, G = 2 * Rp, OW = Rp + Sp, C = md->cond_width, H = md->hist_rows;
     const int KT = (K - 1) * Rp; /* tap rows of a gate matrix */
+    const int AW = E + KT + Rp, A1W = E + Sp; /* widths of the gate's and out1's A rows */
     const int64_t n = cl->n;
     /* Scratch carve-up (each piece a multiple of 16 floats: vectors stay 64-byte aligned). */
-    float *z = scratch;                       /* [L, m, G] gate sums */
-    float *taps = z + L * MAX_CHUNK * G;      /* [m, KT] */
-    float *xk = taps + MAX_CHUNK * KT;        /* [m, 16] (k <= 16) */
-    float *h = xk + MAX_CHUNK * 16;           /* [m, Rp] */
-    float *skip = h + MAX_CHUNK * Rp;         /* [m, Sp] */
+    float *z = scratch;                       /* [m, G] gate sums */
+    float *xk = z + MAX_CHUNK * G;            /* [m, 16] (k <= 16) */
+    float *skip = xk + MAX_CHUNK * 16;        /* [m, Sp] */
     float *g = skip + MAX_CHUNK * Sp;         /* [m, Rp] */
     float *o = g + MAX_CHUNK * Rp;            /* [m, OW] */
     float *o1 = o + MAX_CHUNK * OW;           /* [m, Sp] */
     float *logit = o1 + MAX_CHUNK * Sp;       /* [m, 256] */
     float *sz = logit + MAX_CHUNK * N_CLS;    /* [m, 256] */
     float *scdf = sz + MAX_CHUNK * N_CLS;     /* [m, 256] */
+    float *a = scdf + MAX_CHUNK * N_CLS;      /* [m, AW]: exc | taps | h */
+    float *a1 = a + MAX_CHUNK * AW;           /* [m, A1W]: exc | relu(skip) */
     double u[MAX_CHUNK];
     float temp[MAX_CHUNK];
     int64_t cls[MAX_CHUNK];
     const int record = cl->logits_out != 0, forced = cl->feed != 0;
+    const float *out1_w = md->out1_w;         /* [E + Sp, Sp] */
     for (int i = 0; i < m; i++) temp[i] = cl->temperature[vb + i];
 
     for (int64_t t = 0; t < n; t++) {
-        /* Every layer's conditioning (+ excitation) + taps @ its tap rows: independent of each
-         * other, only the rings are read. */
-        for (int l = 0; l < L; l++) {
-            const int64_t d = md->dilations[l], size = (K - 1) * d, off = md->offsets[l];
-            const int pow2 = (size & (size - 1)) == 0;
-            float *zl = z + (int64_t)l * m * G;
-            for (int i = 0; i < m; i++) {
-                const int64_t v = vb + i, slot = cl->slots[v], tv = md->t_pos[slot];
-                const float *cv = cl->cond + (v * 2 + (t < cl->sw[v] ? 0 : 1)) * C + (int64_t)l * 2 * R;
-                float *zi = zl + i * G;
-                FN(put)(zi, cv, R, Rp);
-                FN(put)(zi + Rp, cv + R, R, Rp);
-                for (int tap = 0; tap < K - 1; tap++) {
-                    const int64_t back = tv - (K - 1 - tap) * d;
-                    const int64_t src = off + (pow2 ? (back & (size - 1)) : ((back % size) + size) % size);
-                    const float *hs = md->hist + (slot * H + src) * R;
-                    float *ti = taps + i * KT + tap * Rp;
-                    FN(put)(ti, hs, R, Rp);
-                    /* The next sample's tap row: rings of long dilations are far apart (MBs for
-                     * a few voices), so without a prefetch every tap read waits on memory. */
-                    const int64_t nb = back + 1;
-                    const int64_t nsrc = off + (pow2 ? (nb & (size - 1)) : ((nb % size) + size) % size);
-                    const char *np_ = (const char *)(md->hist + (slot * H + nsrc) * R);
-                    for (int64_t q = 0; q < (int64_t)R * 4; q += 64) __builtin_prefetch(np_ + q);
-                }
-            }
-            /* The excitation's share, exc[v, t, :] @ exc_w's columns of this layer: a GEMM over
-             * the E channels (added in channel order before the taps, as the numba kernel). */
-            if (E) FN(gemm)(m, G, E, cl->exc + (vb * n + t) * E, (int)(n * E), md->exc_w + (int64_t)l * E * G, G, zl, G);
-            if (KT) FN(gemm)(m, G, KT, taps, KT, md->gate_w + (int64_t)l * K * Rp * G, G, zl, G);
-        }
+        for (int l = 0; l < L && l < PF_AHEAD; l++) FN(prefetch_taps)(md, cl, vb, m, l);
         /* h_0 and the first skip term: x_hist @ start_w + start_b, one [Rp + Sp] row. */
         for (int i = 0; i < m; i++) {
             const int64_t slot = cl->slots[vb + i];
             for (int j = 0; j < K; j++) xk[i * 16 + j] = md->x_hist[slot * K + j];
-            FN(put)(o + i * OW, md->start_b, OW, OW);
+            if (E) {
+                const float *ev = cl->exc + ((vb + i) * n + t) * E;
+                for (int j = 0; j < E; j++) a[i * AW + j] = a1[i * A1W + j] = ev[j];
+            }
         }
-        FN(gemm)(m, OW, K, xk, 16, md->start_w, OW, o, OW);
+        FN(gemm0)(m, OW, K, xk, 16, md->start_w, OW, md->start_b, 0, o, OW);
         for (int i = 0; i < m; i++) {
-            FN(put)(h + i * Rp, o + i * OW, Rp, Rp);
+            float *hi = a + i * AW + E + KT;
+            for (int j = 0; j < Rp; j++) hi[j] = o[i * OW + j];
             FN(put)(skip + i * Sp, o + i * OW + Rp, Sp, Sp);
         }
         for (int l = 0; l < L; l++) {
-            const int64_t size = (K - 1) * md->dilations[l], off = md->offsets[l];
+            const int64_t d = md->dilations[l], size = (K - 1) * d, off = md->offsets[l];
             const int pow2 = (size & (size - 1)) == 0, last = l == L - 1;
-            float *zl = z + (int64_t)l * m * G;
-            for (int i = 0; i < m; i++) { /* h_l[t] overwrites the oldest tap, read above */
-                const int64_t slot = cl->slots[vb + i], tv = md->t_pos[slot];
+            if (l + PF_AHEAD < L) FN(prefetch_taps)(md, cl, vb, m, l + PF_AHEAD);
+            for (int i = 0; i < m; i++) {
+                const int64_t v = vb + i, slot = cl->slots[v], tv = md->t_pos[slot];
+                const float *cv = cl->cond + (v * 2 + (t < cl->sw[v] ? 0 : 1)) * C + (int64_t)l * 2 * R;
+                float *zi = z + i * G;
+                FN(put)(zi, cv, R, Rp);
+                FN(put)(zi + Rp, cv + R, R, Rp);
+                float *ai = a + i * AW + E;
+                for (int tap = 0; tap < K - 1; tap++) {
+                    const int64_t back = tv - (K - 1 - tap) * d;
+                    const int64_t src = off + (pow2 ? (back & (size - 1)) : ((back % size) + size) % size);
+                    const float *hs = md->hist + (slot * H + src) * R;
+                    float *ti = ai + tap * Rp;
+                    if (R == Rp && R % VW == 0)
+                        for (int j = 0; j < R; j += VW) *(VF *)(ti + j) = *(const VF *)(hs + j);
+                    else {
+                        for (int j = 0; j < R; j++) ti[j] = hs[j];
+                        for (int j = R; j < Rp; j++) ti[j] = 0.0f;
+                    }
+                }
+                /* h_l[t] overwrites the oldest tap, read just above */
                 const int64_t dst = off + (pow2 ? (tv & (size - 1)) : tv % size);
                 float *hd = md->hist + (slot * H + dst) * R;
-                FN(put)(hd, h + i * Rp, R, R);
+                const float *hi = ai + KT;
+                for (int j = 0; j < R; j++) hd[j] = hi[j];
             }
-            FN(gemm)(m, G, Rp, h, Rp, md->gate_w + ((int64_t)l * K * Rp + KT) * G, G, zl, G);
-            for (int i = 0; i < m; i++) FN(gate)(Rp, zl + i * G, zl + i * G + Rp, g + i * Rp);
+            FN(gemm)(m, G, AW, a, AW, md->gate_w + (int64_t)l * (E + K * Rp) * G, G, z, G);
+            FN(gate_m)(m, Rp, z, g);
             /* g @ out_w + out_b: residual and skip side by side; the last layer only its skip. */
             const int c0 = last ? Rp : 0;
             const float *ob = md->out_b + (int64_t)l * OW;
-            for (int i = 0; i < m; i++)
-                FN(put)(o + i * OW + c0, ob + c0, OW - c0, OW - c0);
-            FN(gemm)(m, OW - c0, Rp, g, Rp, md->out_w + (int64_t)l * Rp * OW + c0, OW, o + c0, OW);
+            FN(gemm0)(m, OW - c0, Rp, g, Rp, md->out_w + (int64_t)l * Rp * OW + c0, OW, ob + c0, 0, o + c0, OW);
             for (int i = 0; i < m; i++) {
-                if (!last)
-                    FN(add)(h + i * Rp, o + i * OW, Rp);
+                if (!last) {
+                    float *hi = a + i * AW + E + KT;
+                    for (int j = 0; j < Rp; j++) hi[j] += o[i * OW + j];
+                }
                 FN(add)(skip + i * Sp, o + i * OW + Rp, Sp);
             }
         }
@@ -344,18 +399,16 @@ static void FN(run_chunk)(const fn_model *md, const fn_call *cl, int64_t vb, int
         for (int i = 0; i < m; i++) {
             const int64_t v = vb + i;
             const float *cv = cl->cond + (v * 2 + (t < cl->sw[v] ? 0 : 1)) * C + (int64_t)L * 2 * R;
-            float *oi = o1 + i * Sp;
-            FN(put)(oi, cv, S, Sp);
-            for (int j = 0; j < Sp; j++) skip[i * Sp + j] = skip[i * Sp + j] > 0.0f ? skip[i * Sp + j] : 0.0f;
+            FN(put)(o1 + i * Sp, cv, S, Sp);
+            float *ri = a1 + i * A1W + E;
+            for (int j = 0; j < Sp; j++) ri[j] = skip[i * Sp + j] > 0.0f ? skip[i * Sp + j] : 0.0f;
         }
-        if (E) FN(gemm)(m, Sp, E, cl->exc + (vb * n + t) * E, (int)(n * E), md->exc_w + (int64_t)L * E * G, Sp, o1, Sp);
-        FN(gemm)(m, Sp, Sp, skip, Sp, md->out1_w, Sp, o1, Sp);
+        FN(gemm)(m, Sp, A1W, a1, A1W, out1_w, Sp, o1, Sp);
         for (int i = 0; i < m; i++) {
             for (int j = 0; j < Sp; j++) skip[i * Sp + j] = o1[i * Sp + j] > 0.0f ? o1[i * Sp + j] : 0.0f;
-            FN(put)(logit + i * N_CLS, md->logits_b, N_CLS, N_CLS);
             u[i] = cl->noise[(vb + i) * n + t];
         }
-        FN(gemm)(m, N_CLS, Sp, skip, Sp, md->logits_w, N_CLS, logit, N_CLS);
+        FN(gemm0)(m, N_CLS, Sp, skip, Sp, md->logits_w, N_CLS, md->logits_b, 0, logit, N_CLS);
         FN(sample)(m, logit, u, temp, sz, scdf, cls);
         for (int i = 0; i < m; i++) {
             const int64_t v = vb + i, slot = cl->slots[v];
