@@ -43,31 +43,57 @@ for r in steps:
         hours += (r["step"] - prev) / r["steps_per_s"] / 3600
     prev = r["step"]
 valid = [r for r in recs if "valid_bits" in r]
-retuned = [r for r in recs if "retuned" in r]
 pitch = json.loads((dest / "pitch_accuracy.json").read_text())
 neutral = json.loads((dest / "pitch_accuracy_neutral.json").read_text())
 dec = model["decoding"]
 bank = json.loads((dest / "bank" / "bank.json").read_text())
 size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file()) / 1e6
+cfg = model["config"]
+if cfg.get("source_harmonics"):
+    kind = (f"the paper's one-hot pitch plus a learned harmonic source: {cfg['source_harmonics']} harmonics whose "
+            "per-frame amplitudes come from the embedding and pitch (`source.onnx`), synthesised by the host")
+elif cfg.get("excitation_harmonics"):
+    kind = "the paper's one-hot pitch plus a sinusoidal excitation"
+else:
+    kind = "the paper's one-hot pitch"
+build_file = Path(settings["data"]) / "build.json"
+build = json.loads(build_file.read_text()) if build_file.exists() else {}
+fonts = build.get("soundfonts") or []
+counts = {}
+for split in ("train", "valid", "test"):
+    ex = Path(settings["data"]) / f"nsynth-{split}" / "examples.json"
+    counts[split] = len(json.loads(ex.read_text())) if ex.exists() else 0
+data_line = (f"- **Data:** `{settings['data']}`, built by `training/run.sh` with the project's soundfont builder from "
+             + ", ".join(f"{f['name']} ({f['instruments']} instruments)" for f in fonts)
+             + f": banks {build.get('banks', 0)}, programs {build.get('programs', '?')}, MIDI "
+             f"{min(build.get('pitches', [0]))}-{max(build.get('pitches', [0]))}, velocities "
+             f"{','.join(map(str, build.get('velocities', [])))}, {build.get('note_s', 4):g} s notes held "
+             f"{build.get('note_off_s', 3):g} s at 16 kHz, split by instrument per soundfont; "
+             f"{counts['train']:,} / {counts['valid']:,} / {counts['test']:,} notes (train / valid / test)."
+             if fonts else f"- **Data:** `{settings['data']}`.")
 lines = [
     "# How the shipped default was made",
     "",
-    f"- **Model:** config `{model['config']['name']}` ({'the paper' + chr(39) + 's one-hot pitch plus a sinusoidal excitation' if model['config'].get('excitation_harmonics') else 'the paper' + chr(39) + 's one-hot pitch'}), "
-    f"EMA weights of `{run}` at step {model['source']['step']}.",
-    f"- **Data:** `{settings['data']}`, built by `training/run.sh` with the project's soundfont builder from "
-    "FluidR3_GM (MIT licence, Debian package `fluid-soundfont-gm`): 40 General MIDI programs, MIDI 24-96, "
-    "velocity 100, 4 s notes held 3 s at 16 kHz, split by instrument.",
+    f"- **Model:** config `{cfg['name']}` ({kind}), EMA weights of `{run}` at step {model['source']['step']}"
+    + (f", started from `{settings['init_from']}`'s weights (`--init-from`)" if settings.get("init_from") else "") + ".",
+    data_line,
     f"- **Training:** `bash training/run.sh {model['config']['name']} 2` on a 2-core CPU (bf16 autocast), batch "
     f"{settings['batch_size']} x {settings['crop']} samples, peak lr {settings['lr']}, resumed across sessions; "
     f"about {hours:.1f} hours of training time over {steps[-1]['step'] if steps else 0} steps.",
 ]
-for r in retuned:
-    lines.append(f"- From step {r['step']}: " + ", ".join(f"`{k}` {a} -> {b}" for k, (a, b) in r["retuned"].items()) + ".")
+for r in recs:  # every recorded intervention, in order: retuned settings, source refits, EMA restarts
+    if "retuned" in r:
+        lines.append(f"- From step {r['step']}: " + ", ".join(f"`{k}` {a} -> {b}" for k, (a, b) in r["retuned"].items()) + ".")
+    elif "source_refit" in r:
+        lines.append(f"- At step {r['step']}: the source network refitted by `{r['source_refit']['by']}`.")
+    elif "ema_reset" in r:
+        lines.append(f"- At step {r['step']}: {r['ema_reset']}.")
 if valid:
     lines.append(f"- **Validation NLL** (held-out instruments, EMA): {valid[-1]['valid_bits']:.3f} bits/sample at step {valid[-1]['step']}.")
 lines += [
-    f"- **Bank:** {len(bank['presets'])} presets encoded by this model from C4 notes (C3 for basses) with "
-    "`training/make_bank.py`; corners " + ", ".join(bank.get("corners") or []) + ".",
+    f"- **Bank:** {len(bank['presets'])} presets encoded by this model from C4 notes (C3 for basses) of the "
+    "training data with `training/make_bank.py` (held-out instruments included); corners "
+    + ", ".join(bank.get("corners") or []) + ".",
     f"- **Decoding** (recommended in `model.json`, used by every command unless `--temperature` / "
     f"`--excitation-gain` say otherwise): temperature {dec['temperature']:g}, excitation gain {dec['excitation_gain']:g}.",
 ] + ([
@@ -80,7 +106,7 @@ lines += [
     f"{100 * neutral['in_tune']:.1f}% with temperature 1 and excitation gain 1.",
     f"- **Timbre spread** (mean distance between the presets' harmonic profiles at the same pitch): "
     f"{pitch['timbre_spread_db']:.1f} dB with the recommended decoding, {neutral['timbre_spread_db']:.1f} dB with "
-    f"the neutral one (mostly noise there), {pitch['reference_spread_db']:.1f} dB for the source instruments' own notes.",
+    f"the neutral one, {pitch['reference_spread_db']:.1f} dB for the source instruments' own notes.",
     f"- **Size:** {size:.1f} MB.",
     "",
     "Rebuild: `bash training/ship.sh " + f"{run} {dest}`.",
