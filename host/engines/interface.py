@@ -141,8 +141,8 @@ class Engine(ABC):
             temperature: > 0, one for all voices or [V].
             logits_out: optional float32 [V, n, 256] receiving every step's logits.
             feed: optional int [V, n]: classes fed back instead of the drawn ones (teacher forcing).
-            exc: float32 [V, n, 2H]: each sample's excitation (:func:`voice_excitation`), required
-                exactly for models with ``excitation_harmonics``.
+            exc: float32 [V, n, E]: each sample's excitation (:func:`voice_excitation`), required
+                exactly for models with an excitation (``excitation_harmonics`` or a learned source).
 
         Returns:
             int64 [V, n]: the drawn mu-law classes.
