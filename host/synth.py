@@ -446,7 +446,9 @@ class Synth:
                 if v.target is None:
                     v.target = v.cursor.peek()
             after = {i: voices[i].cursor.peek() for i in nxt}
-            wanted += [(v.pitch, v.target) for v in voices] + [(voices[i].pitch, f) for i, f in after.items()]
+            # Every row the block reads (a held cond row's amplitudes too: a timbre change empties the cache).
+            wanted += [(v.pitch, f) for v in voices for f in (v.frame, v.target)]
+            wanted += [(voices[i].pitch, f) for i, f in after.items()]
         if wanted:
             self._cond.ensure(wanted)  # one conditioner call at most, usually none
         cond = self._cond_buf[: nv * 2 * c].reshape(nv, 2, c)

@@ -465,7 +465,12 @@ class Trainer:
         mask = torch.rand(audio.shape[0], generator=torch.Generator().manual_seed(int(key))) < self.s.source_forcing
         if not bool(mask.any()):
             return None
-        return mask.to(audio.device), measured_source(audio, pitch, self.cfg.source_harmonics)
+        mask = mask.to(audio.device)
+        if bool(mask.all()):
+            return mask, measured_source(audio, pitch, self.cfg.source_harmonics)
+        forced = torch.zeros(audio.shape[0], 2, audio.shape[1], device=audio.device)
+        forced[mask] = measured_source(audio[mask], pitch[mask], self.cfg.source_harmonics)  # forced crops only
+        return mask, forced
 
     def _input_noise(self, shape: torch.Size) -> torch.Tensor | None:
         """This step's decoder-input noise [B, T] (None when off): a pure function of (seed,

@@ -254,6 +254,12 @@ def test_fit_source_refits_only_the_source_network_towards_measured_amplitudes(n
         same = torch.equal(a["model"][k], b["model"][k])
         assert same != k.startswith("decoder.source_net."), k
         torch.testing.assert_close(b["ema"]["shadow"][k], b["model"][k] if not same else a["ema"]["shadow"][k])
-    again = subprocess.run([sys.executable, str(script), "--run", str(run), "--data", str(nsynth_tiny), "--out", str(run)],
-                           capture_output=True, text=True, timeout=120)
-    assert again.returncode != 0 and "--out must not be the run itself" in again.stderr
+    refit = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["source_refit"]
+    assert refit["valid_log_amplitude_l1"][1] < refit["valid_log_amplitude_l1"][0]
+    for bad in (run, tmp_path, tmp_path / "elsewhere"):  # the run itself, a folder holding it, a non-run folder
+        (tmp_path / "elsewhere").mkdir(exist_ok=True)
+        (tmp_path / "elsewhere" / "keep.txt").write_text("mine")
+        again = subprocess.run([sys.executable, str(script), "--run", str(run), "--data", str(nsynth_tiny), "--out", str(bad)],
+                               capture_output=True, text=True, timeout=120)
+        assert again.returncode != 0 and f"--out {bad}" in again.stderr, again.stderr
+    assert (run / "checkpoint.pt").is_file() and (tmp_path / "elsewhere" / "keep.txt").read_text() == "mine"

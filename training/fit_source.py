@@ -20,6 +20,7 @@ the validation split's notes (held-out instruments) give the reported validation
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -87,8 +88,10 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     run, out, data = Path(args.run), Path(args.out), Path(args.data)
-    if out.resolve() == run.resolve():
-        sys.exit("fit_source.py: --out must not be the run itself (resume from the copy once it is judged)")
+    if out.resolve() == run.resolve() or run.resolve().is_relative_to(out.resolve()):
+        sys.exit(f"fit_source.py: --out {out} must not be the run itself or hold it (resume from the copy once it is judged)")
+    if out.exists() and any(out.iterdir()) and not (out / "checkpoint.pt").is_file():
+        sys.exit(f"fit_source.py: --out {out} exists and is not a run folder: refusing to replace it")
     ckpt = ckpt_io.load_checkpoint(run)
     cfg = ModelConfig.from_dict(ckpt["config"])
     if not cfg.source_harmonics:
@@ -105,7 +108,8 @@ def main() -> int:
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     rng = np.random.default_rng(args.seed)
     with torch.no_grad():
-        print(f"step 0: validation loss {float(loss_of(net, *valid)):.4f}")
+        first = last = float(loss_of(net, *valid))
+    print(f"step 0: validation loss {first:.4f}")
     for step in range(1, args.steps + 1):
         idx = torch.from_numpy(rng.choice(len(train[1]), size=min(args.batch, len(train[1])), replace=False))
         loss = loss_of(net, *(t[idx] for t in train))
@@ -114,7 +118,8 @@ def main() -> int:
         opt.step()
         if step % 500 == 0 or step == args.steps:
             with torch.no_grad():
-                print(f"step {step}: training loss {float(loss):.4f}, validation loss {float(loss_of(net, *valid)):.4f}")
+                last = float(loss_of(net, *valid))
+            print(f"step {step}: training loss {float(loss):.4f}, validation loss {last:.4f}")
     fitted = {f"decoder.source_net.{k}": v.detach().clone() for k, v in net.state_dict().items()}
     for k, v in fitted.items():
         ckpt["model"][k] = v.clone()
@@ -123,6 +128,10 @@ def main() -> int:
         shutil.rmtree(out)
     shutil.copytree(run, out)
     ckpt_io.atomic_save(ckpt, out / "checkpoint.pt")
+    with open(out / "metrics.jsonl", "a") as f:  # the run's history says what was done to it (ship.sh reports it)
+        f.write(json.dumps({"step": int(ckpt.get("step", 0)), "source_refit": {
+            "by": f"training/fit_source.py --notes {args.notes} --steps {args.steps}", "encoder_step": int(ckpt.get("step", 0)),
+            "valid_log_amplitude_l1": [round(first, 4), round(last, 4)]}}) + "\n")
     print(f"wrote {out} (step {ckpt.get('step')}, source network fitted for {args.steps} steps)")
     return 0
 

@@ -298,7 +298,7 @@ static inline __attribute__((always_inline)) void FN(prefetch_taps)(const fn_mod
             const int64_t back = tv - (K - 1 - tap) * d;
             const int64_t src = off + (pow2 ? (back & (size - 1)) : ((back % size) + size) % size);
             const char *p = (const char *)(md->hist + (slot * H + src) * R);
-            /* every line of the row: rows need not start on a line (numpy aligns hist to 16 bytes) */
+            /* every line of the row: rows need not start on a line (the engine aligns hist to 64 bytes, but a row is 64-byte aligned only when its width is) */
             for (int64_t q = 0; q < (int64_t)R * 4; q += 64) __builtin_prefetch(p + q, 0, PF_LOC);
             __builtin_prefetch(p + (int64_t)R * 4 - 1, 0, PF_LOC);
         }

@@ -34,6 +34,10 @@ def voice_excitation(cfg: ModelConfig, pitch: Sequence[int] | np.ndarray, start:
     if cfg.source_harmonics:
         if amplitudes is None:
             raise ValueError("this model has a learned source: pass its amplitudes (Engine.source_amplitudes)")
+        if np.ndim(start) != 0:
+            raise ValueError("a learned source's excitation takes one start sample for all voices (an int)")
+        if amplitudes.ndim != 3 or amplitudes.shape[2] != cfg.source_harmonics:
+            raise ValueError(f"amplitudes must be [V, F, {cfg.source_harmonics}], got {amplitudes.shape}")
         return source_excitation(upsample_frames(amplitudes.transpose(0, 2, 1), n, cfg.hop, int(start)),
                                  pitch, start, gain)
     e = excitation(np.asarray(pitch, np.int64), n, cfg.excitation_harmonics, start=start, sample_rate=SAMPLE_RATE)
