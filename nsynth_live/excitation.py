@@ -300,6 +300,22 @@ def harmonic_baseband(audio: Any, pitch: Any, harmonics: int, sample_rate: int =
     return (torch.gather(csum, 2, idx(hi)) - torch.gather(csum, 2, idx(lo))) / count, nominal
 
 
+def measured_amplitudes(audio: Any, pitch: Any, harmonics: int, hop: int, sample_rate: int = 16000) -> Any:
+    """Each harmonic's amplitude at every frame start, over a window of whole periods centred
+    there (torch only): the target a learned source is pulled towards (the harmonic loss,
+    ``training/fit_source.py``) and what ``bench timbre --diagnose`` feeds the decoder.
+
+    Args:
+        audio: [B, T] waveform; pitch: [B] MIDI notes; harmonics: K; hop: samples per frame.
+
+    Returns:
+        float32 [B, K, ceil(T / hop)], zero at and above Nyquist.
+    """
+    c, _ = harmonic_baseband(audio, pitch, harmonics, sample_rate, centered=True)
+    live = audible(pitch.to(audio.device), harmonics, sample_rate)[:, :, None]
+    return (2 * c[:, :, ::hop].abs() * live).float()
+
+
 def measured_source(audio: Any, pitch: Any, harmonics: int, sample_rate: int = 16000) -> Any:
     """The learned source's excitation measured from a crop's own past (torch only): what a
     perfect source network would give the decoder, for training it to follow its source.

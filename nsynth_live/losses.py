@@ -37,14 +37,25 @@ def multires_stft_loss(pred: torch.Tensor, target: torch.Tensor, ffts: tuple[int
     return total
 
 
+def log_amplitude_l1(pred: torch.Tensor, target: torch.Tensor, live: torch.Tensor, floor: float = 1e-3) -> torch.Tensor:
+    """Mean L1 between log amplitudes over the harmonics below Nyquist (``floor`` keeps
+    near-silent harmonics from dominating).
+
+    Args:
+        pred, target: [B, K, F] harmonic amplitudes per frame.
+        live: [B, K, 1] 1 for harmonics below Nyquist, else 0.
+
+    Returns:
+        scalar tensor.
+    """
+    d = (torch.log(pred + floor) - torch.log(target + floor)).abs() * live
+    return d.sum() / torch.clamp(live.sum() * pred.shape[-1], min=1.0)
+
+
 def harmonic_loss(frames: torch.Tensor, audio: torch.Tensor, pitch: torch.Tensor, cfg: Any,
                   floor: float = 1e-3) -> torch.Tensor:
-    """Distance of a learned source's per-frame harmonic amplitudes from the audio's own.
-
-    The audio's amplitudes are measured at each frame start over a window of whole periods
-    centred there (:func:`nsynth_live.excitation.harmonic_baseband`); the distance is the mean
-    L1 between log amplitudes (``floor`` keeps near-silent harmonics from dominating) over the
-    harmonics below Nyquist.
+    """Distance of a learned source's per-frame harmonic amplitudes from the audio's own:
+    :func:`log_amplitude_l1` against :func:`nsynth_live.excitation.measured_amplitudes`.
 
     Args:
         frames: [B, K, F] the source network's amplitudes (F = T // hop).
@@ -54,12 +65,10 @@ def harmonic_loss(frames: torch.Tensor, audio: torch.Tensor, pitch: torch.Tensor
     Returns:
         scalar tensor.
     """
-    from nsynth_live.excitation import audible, harmonic_baseband
+    from nsynth_live.excitation import audible, measured_amplitudes
 
     k = cfg.source_harmonics
     with torch.no_grad():
-        c, _ = harmonic_baseband(audio, pitch, k, centered=True)
-        measured = (2 * c[:, :, :: cfg.hop].abs()).to(frames.dtype)[:, :, : frames.shape[-1]]
+        measured = measured_amplitudes(audio, pitch, k, cfg.hop).to(frames.dtype)[:, :, : frames.shape[-1]]
         live = audible(pitch.to(audio.device), k)[:, :, None].to(frames.dtype)
-    d = (torch.log(frames + floor) - torch.log(measured + floor)).abs() * live
-    return d.sum() / torch.clamp(live.sum() * frames.shape[-1], min=1.0)
+    return log_amplitude_l1(frames, measured, live, floor)

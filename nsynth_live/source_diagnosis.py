@@ -7,7 +7,7 @@ classifier (:func:`nsynth_live.timbre.evaluate_timbre`, no blends):
   identity is what the source network's amplitudes carry.
 - **measured source through the decoder**: the decoder, as at generation, hearing a source whose
   amplitudes are measured from each preset's own source note at that pitch (centred windows at
-  frame starts, :func:`nsynth_live.excitation.harmonic_baseband`) instead of the network's. Its
+  frame starts, :func:`nsynth_live.excitation.measured_amplitudes`) instead of the network's. Its
   identity is what the decoder lets through of a source that is right.
 
 Measured on ``live-hn`` at step 3.8k (24 FluidR3 presets, MIDI 36-84 step 6): the source alone
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from nsynth_live import timbre
-from nsynth_live.excitation import audible, harmonic_baseband
+from nsynth_live.excitation import measured_amplitudes
 from nsynth_live.sampling import Decoding
 
 
@@ -39,10 +39,9 @@ def measured_frames(audio: np.ndarray, pitch: np.ndarray, harmonics: int, hop: i
     Returns:
         float32 [B, K, F], zero at and above Nyquist.
     """
-    p = torch.from_numpy(np.asarray(pitch, np.int64))
     with torch.no_grad():
-        c, _ = harmonic_baseband(torch.from_numpy(np.asarray(audio, np.float32)), p, harmonics, centered=True)
-        amps = (2 * c[:, :, ::hop].abs() * audible(p, harmonics)[:, :, None]).float().numpy()
+        amps = measured_amplitudes(torch.from_numpy(np.asarray(audio, np.float32)),
+                                   torch.from_numpy(np.asarray(pitch, np.int64)), harmonics, hop).numpy()
     if amps.shape[-1] < frames:
         amps = np.concatenate([amps, np.repeat(amps[..., -1:], frames - amps.shape[-1], -1)], -1)
     return np.ascontiguousarray(amps[..., :frames])

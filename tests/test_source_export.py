@@ -118,6 +118,19 @@ def test_engines_generate_what_pytorch_generates_with_a_learned_source(model_and
     assert (without.numpy()[2] != expected[2]).any()  # the pitch's source reaches the samples
 
 
+def _render(synth, blocks: list[int], start: int, stop: int) -> list[np.ndarray]:
+    """The synth's output from sample ``start`` to ``stop``: blocks of the given sizes (they
+    straddle frame boundaries), then blocks of 256."""
+    out, now = [], start
+    for block in blocks:
+        out.append(synth.render(block))
+        now += block
+    while now < stop:
+        out.append(synth.render(min(256, stop - now)))
+        now += out[-1].shape[0]
+    return out
+
+
 def test_the_live_host_plays_a_source_model_as_render_bank_does_until_the_key_up(model_and_export, tmp_path):
     """Synth and render-bank glide the source's amplitudes alike; at the key-up the live host
     cannot know the release frame in advance, so from that frame on the two may part."""
@@ -136,14 +149,7 @@ def test_the_live_host_plays_a_source_model_as_render_bank_does_until_the_key_up
         ours = rb.render_notes(eng, [item], n, hold, 11, 1.0)[0]
         synth = Synth(eng, bank, voices=1, seed=11)
         synth.apply(ev.NoteOn(1, 127), strict=True)
-        out, now = [], 0
-        for block in [100, 412, 300, 212, 512, 256, 256]:  # blocks straddling frame boundaries
-            out.append(synth.render(block))
-            now += block
-        while now < hold:
-            out.append(synth.render(min(256, hold - now)))
-            now += out[-1].shape[0]
-        host = np.concatenate(out)
+        host = np.concatenate(_render(synth, [100, 412, 300, 212, 512, 256, 256], 0, hold))
     same = key_up_frame * 512
     assert np.any(ours[:same] != 0)
     np.testing.assert_allclose(host[:same], np.tanh(ours[:same]), rtol=0, atol=2e-7)
@@ -169,14 +175,7 @@ def test_two_source_voices_started_apart_each_play_their_own_note(model_and_expo
         synth.apply(ev.NoteOn(1, 127), strict=True)
         out = [synth.render(late)]
         synth.apply(ev.NoteOn(2, 127), strict=True)
-        now = late
-        for block in [200, 512, 37, 475, 256]:
-            out.append(synth.render(block))
-            now += block
-        while now < n:
-            out.append(synth.render(min(256, n - now)))
-            now += out[-1].shape[0]
-        host = np.concatenate(out)
+        host = np.concatenate(out + _render(synth, [200, 512, 37, 475, 256], late, n))
     expected = alone[0].copy()
     expected[late:] += alone[1][: n - late]
     assert np.any(alone[1] != 0)

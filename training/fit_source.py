@@ -8,7 +8,7 @@ Why: in a ``live-hn`` run the source network learns only from the spectral loss 
 dominates the step's cost, so after 4k steps its source alone was further from the notes'
 harmonic profiles (15 dB) than the mean profile is (13 dB) and named 9% of notes. The network is a
 per-frame MLP over (embedding, pitch): fitted on its own, from embeddings the run's encoder gives
-and amplitudes measured in the notes (:func:`nsynth_live.excitation.harmonic_baseband`, centred
+and amplitudes measured in the notes (:func:`nsynth_live.excitation.measured_amplitudes`, centred
 windows at frame starts, as ``--harmonic-weight`` measures them), it takes seconds per thousand
 steps. The run's encoder and decoder are untouched; the fitted weights replace the source
 network's in the run's weights and in its EMA, and training resumes from the copy.
@@ -35,11 +35,11 @@ from nsynth_live import checkpoint as ckpt_io  # noqa: E402
 from nsynth_live.autoencoder import WaveNetAutoencoder  # noqa: E402
 from nsynth_live.configs import ModelConfig  # noqa: E402
 from nsynth_live.decoder import conditioning_input  # noqa: E402
-from nsynth_live.excitation import audible, harmonic_baseband  # noqa: E402
+from nsynth_live.excitation import audible, measured_amplitudes  # noqa: E402
+from nsynth_live.losses import log_amplitude_l1  # noqa: E402
 from nsynth_live.nsynth import load_examples, read_note  # noqa: E402
 
 FRAMES = 62  # 62 frames of 512 samples: the first ~2 s of each note, the part bench timbre judges
-FLOOR = 1e-3  # the harmonic loss's floor (nsynth_live.losses.harmonic_loss)
 
 
 def pick(split: Path, count: int, seed: int) -> list:
@@ -61,8 +61,7 @@ def measure(model: WaveNetAutoencoder, split: Path, notes: list, batch: int = 16
         pitch = torch.tensor([x.pitch for x in chunk])
         emb = model.encode(audio)  # [B, 16, F]
         conds.append(conditioning_input(emb, pitch, True))
-        c, _ = harmonic_baseband(audio, pitch, cfg.source_harmonics, centered=True)
-        amps.append((2 * c[:, :, :: cfg.hop].abs()).float()[:, :, :FRAMES])
+        amps.append(measured_amplitudes(audio, pitch, cfg.source_harmonics, cfg.hop)[:, :, :FRAMES])
         pitches.append(pitch)
     pitch = torch.cat(pitches)
     return torch.cat(conds), pitch, torch.cat(amps), audible(pitch, cfg.source_harmonics)[:, :, None].float()
@@ -70,8 +69,7 @@ def measure(model: WaveNetAutoencoder, split: Path, notes: list, batch: int = 16
 
 def loss_of(net: torch.nn.Module, cond: torch.Tensor, pitch: torch.Tensor, target: torch.Tensor,
             live: torch.Tensor) -> torch.Tensor:
-    d = (torch.log(net(cond, pitch) + FLOOR) - torch.log(target + FLOOR)).abs() * live
-    return d.sum() / torch.clamp(live.sum() * cond.shape[-1], min=1.0)
+    return log_amplitude_l1(net(cond, pitch), target, live)  # the harmonic loss's distance and floor
 
 
 def main() -> int:

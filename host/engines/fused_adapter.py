@@ -47,15 +47,17 @@ class FusedAdapter(Engine):
         """:meth:`Engine.condition` through a session of its own with one intra-op thread: a live
         host's calls are small (a few frames), and ONNX Runtime's thread pool would spin after
         each one on the cores the compiled step needs (the encoder keeps ``threads``)."""
-        if self._cond_front is None:
-            self._cond_front = OrtFrontEnd(self.info, threads=1, device="cpu")
-        return self._cond_front.condition(embedding, pitch)
+        return self._frame_front().condition(embedding, pitch)
 
     def source_amplitudes(self, embedding: np.ndarray, pitch: np.ndarray | Sequence[int]) -> np.ndarray:
         """:meth:`Engine.source_amplitudes` on :meth:`condition`'s one-thread session set."""
+        return self._frame_front().amplitudes(embedding, pitch)
+
+    def _frame_front(self) -> OrtFrontEnd:
+        """The per-frame graphs' one-thread front end, opened on first use."""
         if self._cond_front is None:
             self._cond_front = OrtFrontEnd(self.info, threads=1, device="cpu")
-        return self._cond_front.amplitudes(embedding, pitch)
+        return self._cond_front
 
     def _reset(self, slots: np.ndarray) -> None:
         self.engine.reset(slots)

@@ -100,14 +100,15 @@ def run_timbre(args: argparse.Namespace) -> int:
         return backend.generate(emb, pitch, n, args.seed, decoding, voices)
 
     lo, hi = args.pitches
+    pitches = list(range(lo, hi + 1, args.step))
     t0 = time.perf_counter()
-    result = timbre.evaluate_timbre(render, backend.cfg.hop, bank, data, list(range(lo, hi + 1, args.step)),
+    result = timbre.evaluate_timbre(render, backend.cfg.hop, bank, data, pitches,
                                     args.seconds, presets, args.pairs, batch=args.batch,
                                     log=lambda s: print(f"  {s}", file=sys.stderr))
     if args.diagnose:
         from nsynth_live.source_diagnosis import diagnose
 
-        result["diagnosis"] = diagnose(backend.model, backend, bank, data, list(range(lo, hi + 1, args.step)),
+        result["diagnosis"] = diagnose(backend.model, backend, bank, data, pitches,
                                        args.seconds, presets, decoding, args.seed, args.batch,
                                        log=lambda s: print(f"  {s}", file=sys.stderr))
     result.update(model=what, bank=str(bank.path), data=str(data),
