@@ -311,9 +311,33 @@ def measured_amplitudes(audio: Any, pitch: Any, harmonics: int, hop: int, sample
     Returns:
         float32 [B, K, ceil(T / hop)], zero at and above Nyquist.
     """
-    c, _ = harmonic_baseband(audio, pitch, harmonics, sample_rate, centered=True)
-    live = audible(pitch.to(audio.device), harmonics, sample_rate)[:, :, None]
-    return (2 * c[:, :, ::hop].abs() * live).float()
+    import torch
+
+    # harmonic_baseband(centered=True) sampled at the frame starts, computed there only (512x
+    # less work than the whole sliding window): a harmonic's magnitude over a window does not
+    # depend on where its phase is counted from, so every window uses one basis that starts at
+    # its first sample, exp(-i k w j) for j = 0..width-1, and samples past the window are zeroed.
+    b, n = audio.shape
+    dev = audio.device
+    f0 = midi_to_hz(pitch).to(dev).to(torch.float64)
+    width = torch.clamp(torch.round(4.0 * sample_rate / f0), 64, 2048).to(torch.int64)  # as harmonic_baseband
+    starts = torch.arange(0, n, hop, device=dev)  # [F]
+    lo = torch.clamp(starts[None, :] - width[:, None] // 2, 0, n)  # [B, F]
+    hi = torch.clamp(lo + width[:, None], max=n)
+    w = int(width.max())
+    j = torch.arange(w, device=dev)
+    idx = lo[:, :, None] + j  # [B, F, W]
+    inside = idx < hi[:, :, None]
+    x = audio.to(torch.float64)
+    windows = torch.gather(x, 1, idx.clamp(max=n - 1).reshape(b, -1)).reshape(idx.shape) * inside
+    k = torch_arange(harmonics, dev).to(torch.float64)
+    turns = torch.remainder(k[None, None, :] * (f0[:, None, None] * j[None, :, None].to(torch.float64) / sample_rate),
+                            1.0) * (2 * math.pi)  # [B, W, K]
+    re, im = windows @ torch.cos(turns), windows @ torch.sin(turns)  # [B, F, K]
+    count = torch.clamp(hi - lo, min=1).to(torch.float64)[:, :, None]
+    mag = 2 * torch.sqrt(re * re + im * im) / count
+    live = audible(pitch.to(dev), harmonics, sample_rate)[:, :, None]
+    return (mag.transpose(1, 2) * live).float()
 
 
 def measured_source(audio: Any, pitch: Any, harmonics: int, sample_rate: int = 16000) -> Any:

@@ -1,19 +1,28 @@
 """Where a learned-source run loses timbre: its source alone, and a faithful source through its decoder.
 
-``bench timbre --run RUN --diagnose`` judges two more renders of the same notes with the same
+``bench timbre --run RUN --diagnose`` judges four more renders of the same notes with the same
 classifier (:func:`nsynth_live.timbre.evaluate_timbre`, no blends):
 
-- **source alone**: the source network's harmonic synthesis at its own level, no decoder. Its
-  identity is what the source network's amplitudes carry.
+- **measured amplitudes alone**: a harmonic synthesis of the amplitudes measured in each note's
+  own source note (centred windows at frame starts,
+  :func:`nsynth_live.excitation.measured_amplitudes`), no network at all: the bound of what a
+  harmonic source of this many harmonics can carry to this classifier.
+- **source alone, own-note embedding**: the source network's synthesis from the embedding of the
+  very note being judged (a reconstruction), not the preset's: what the network carries when the
+  embedding comes from the same pitch.
+- **source alone**: the source network's synthesis from the preset's embedding (one note, e.g.
+  C4, played at every pitch, as the host plays it). Below the row above by what the network
+  fails to carry across pitch.
 - **measured source through the decoder**: the decoder, as at generation, hearing a source whose
-  amplitudes are measured from each preset's own source note at that pitch (centred windows at
-  frame starts, :func:`nsynth_live.excitation.measured_amplitudes`) instead of the network's. Its
-  identity is what the decoder lets through of a source that is right.
+  amplitudes are measured from each preset's own source note at that pitch instead of the
+  network's. Its identity is what the decoder lets through of a source that is right.
 
 Measured on ``live-hn`` at step 3.8k (24 FluidR3 presets, MIDI 36-84 step 6): the source alone
 named 9% of notes, a synthesis from the measured amplitudes alone 58% (ceiling 67%), the decoder
 fed those measured amplitudes 12%: the decoder then ignored its source's spectrum, which is what
-``train --source-forcing`` addresses.
+``train --source-forcing`` addresses. At step 6.6k (session 6): measured amplitudes alone 50.9%,
+the source from each note's own embedding 13.4%, from the preset's 10.6%: the source network,
+not the pitch transfer, is what loses most of it.
 """
 
 from __future__ import annotations
@@ -47,12 +56,41 @@ def measured_frames(audio: np.ndarray, pitch: np.ndarray, harmonics: int, hop: i
     return np.ascontiguousarray(amps[..., :frames])
 
 
-def source_alone(model: Any) -> timbre.Render:
-    """A :data:`~nsynth_live.timbre.Render` of the source network's synthesis alone (its own level)."""
+def source_alone(model: Any, own: Sequence[np.ndarray] | None = None) -> timbre.Render:
+    """A :data:`~nsynth_live.timbre.Render` of the source network's synthesis alone (its own level).
+
+    Args:
+        model: a learned-source autoencoder.
+        own: each job's own embedding [bottleneck, F'] (``voices`` index it), used instead of the
+            preset's (F' >= the rendered frames); None: the preset's.
+    """
 
     def render(emb: np.ndarray, pitch: np.ndarray, n: int, voices: list[int]) -> np.ndarray:
+        if own is not None:
+            emb = np.stack([own[v][:, : emb.shape[-1]] for v in voices]).astype(np.float32)
         with torch.no_grad():
             _, raw = model.decoder.source(torch.from_numpy(emb), torch.from_numpy(pitch), n, raw=True)
+        return raw[:, 0].float().numpy()
+
+    return render
+
+
+def measured_alone(model: Any, notes: Sequence[np.ndarray]) -> timbre.Render:
+    """A :data:`~nsynth_live.timbre.Render` of the amplitudes measured in each job's source note,
+    synthesised as the learned source is (:meth:`nsynth_live.decoder.Decoder.source`, at their own
+    level): no network involved.
+
+    Args:
+        model: a learned-source autoencoder (its config's harmonics and hop; the synthesis).
+        notes: the source note of each job, as for :func:`measured_through_decoder`.
+    """
+    cfg = model.cfg
+
+    def render(emb: np.ndarray, pitch: np.ndarray, n: int, voices: list[int]) -> np.ndarray:
+        audio = np.stack([notes[v] for v in voices])
+        frames = torch.from_numpy(measured_frames(audio, pitch, cfg.source_harmonics, cfg.hop, emb.shape[-1]))
+        with torch.no_grad():
+            _, raw = model.decoder.source(torch.from_numpy(emb), torch.from_numpy(pitch), n, raw=True, frames=frames)
         return raw[:, 0].float().numpy()
 
     return render
@@ -80,18 +118,23 @@ def measured_through_decoder(backend: Any, notes: Sequence[np.ndarray], decoding
 def diagnose(model: Any, backend: Any, bank: Any, data: Path, pitches: Sequence[int], seconds: float,
              presets: Sequence[str] | None, decoding: Decoding, seed: int, batch: int,
              log: Callable[[str], None] = lambda s: None) -> dict[str, dict[str, Any]]:
-    """Both diagnostic renders judged like the model's own (identity, in tune, distance to source).
+    """The four diagnostic renders judged like the model's own (identity, in tune, distance to source).
 
     Returns:
-        {"source_alone": {...}, "measured_source_through_decoder": {...}} with the keys
-        identity, identity_train, identity_held_out, in_tune, timbre_error_db.
+        {"measured_amplitudes_alone": {...}, "source_alone_own_note_embedding": {...},
+        "source_alone": {...}, "measured_source_through_decoder": {...}} with the keys identity,
+        identity_train, identity_held_out, in_tune, timbre_error_db.
     """
     chosen = list(bank.presets) if presets is None else [bank.get(n) for n in presets]
     src = timbre.load_source_notes(data, chosen, pitches)
     notes = [src[k] for k in timbre.source_keys(src, [p.name for p in chosen])]
+    with torch.no_grad():
+        own = [model.encode(torch.from_numpy(np.asarray(a, np.float32)[None]))[0].numpy() for a in notes]
     keep = ("identity", "identity_train", "identity_held_out", "in_tune", "timbre_error_db")
     out = {}
-    for name, render in (("source_alone", source_alone(model)),
+    for name, render in (("measured_amplitudes_alone", measured_alone(model, notes)),
+                         ("source_alone_own_note_embedding", source_alone(model, own)),
+                         ("source_alone", source_alone(model)),
                          ("measured_source_through_decoder", measured_through_decoder(backend, notes, decoding, seed))):
         log(f"diagnosis: {name.replace('_', ' ')}")
         r = timbre.evaluate_timbre(render, model.cfg.hop, bank, data, pitches, seconds, presets, pairs=0, batch=batch)
@@ -101,10 +144,10 @@ def diagnose(model: Any, backend: Any, bank: Any, data: Path, pitches: Sequence[
 
 def format_diagnosis(d: dict[str, dict[str, Any]]) -> str:
     """Two table rows: identity (training / held-out), in tune, distance to the source."""
-    lines = ["diagnosis                          identity (train / held-out)   in tune   to source"]
+    lines = ["diagnosis                                identity (train / held-out)   in tune   to source"]
     for name, r in d.items():
         def pct(x: float | None) -> str:
             return "  -  " if x is None else f"{100 * x:4.1f}%"
-        lines.append(f"  {name.replace('_', ' '):32s} {pct(r['identity'])} ({pct(r['identity_train'])} / "
+        lines.append(f"  {name.replace('_', ' '):38s} {pct(r['identity'])} ({pct(r['identity_train'])} / "
                      f"{pct(r['identity_held_out'])})   {pct(r['in_tune'])}   {r['timbre_error_db']:.1f} dB")
     return "\n".join(lines)

@@ -57,3 +57,16 @@ def test_bench_host_holds_voices_of_the_shipped_model(jack_server, tmp_path):
     assert [r["voices"] for r in shipped["rows"]] == [1]
     assert report["matmul_peak_gflops"] > 0
     check_machine_beside(report, shipped["rows"], res.stdout)
+
+
+@pytest.mark.skipif(__import__("platform").machine() not in ("x86_64", "AMD64"), reason="OpenBLAS's Haswell kernels are x86")
+def test_blas_peak_holds_openblas_to_the_kernel_family_asked_and_refuses_one_it_lacks(tmp_path):
+    out = tmp_path / "blas.json"
+    res = run_script("blas_peak.py", "--families", "Haswell", "--size", "256", "--threads", "1", "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["loaded"] for r in rows[:1]] == ["Haswell"] and all(r["gflops"] > 0 for r in rows)
+    assert len(rows) == 2 and "ONNX Runtime" in rows[1]["gemm"]  # the peak bench engines quotes, beside it
+    bad = run_script("blas_peak.py", "--families", "NoSuchCore", "--size", "64", "--json", str(tmp_path / "bad.json"))
+    assert bad.returncode != 0 and "OPENBLAS_CORETYPE=NoSuchCore" in bad.stderr
+    assert not (tmp_path / "bad.json").exists()

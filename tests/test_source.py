@@ -13,8 +13,8 @@ from nsynth_live import checkpoint as ckpt_io
 from nsynth_live.autoencoder import WaveNetAutoencoder
 from nsynth_live.configs import ModelConfig, get_config, param_count
 from nsynth_live.decoder import SourceNet, conditioning_input
-from nsynth_live.excitation import (free_phase, harmonic_baseband, harmonic_source, measured_source, midi_to_hz,
-                                    upsample_frames)
+from nsynth_live.excitation import (audible, free_phase, harmonic_baseband, harmonic_source, measured_amplitudes,
+                                    measured_source, midi_to_hz, upsample_frames)
 from nsynth_live.generate import generate_classes, step_logits
 from nsynth_live.losses import harmonic_loss, multires_stft_loss
 from nsynth_live.train import train
@@ -215,6 +215,20 @@ def test_the_harmonic_loss_is_zero_at_the_measured_amplitudes_and_grows_away_fro
     measured = (2 * c[:, :, :: cfg.hop].abs()).float()
     assert float(harmonic_loss(measured, x, pitch, cfg)) < 1e-6
     assert float(harmonic_loss(measured * 2, x, pitch, cfg)) > 0.1
+
+
+def test_measured_amplitudes_are_the_centred_sliding_window_at_frame_starts():
+    # The frame-start computation against its definition: harmonic_baseband's centred window
+    # over every sample, sliced at the frame starts (windows clipped at both ends included).
+    torch.manual_seed(0)
+    pitch = torch.tensor([24, 40, 60, 90, 110])  # the widest window (2048) down to none audible above K
+    for n, hop in ((6144, 512), (5000, 512), (700, 128)):
+        x = torch.randn(5, n)
+        c, _ = harmonic_baseband(x, pitch, 48, centered=True)
+        ref = (2 * c[:, :, ::hop].abs() * audible(pitch, 48)[:, :, None]).float()
+        got = measured_amplitudes(x, pitch, 48, hop)
+        assert got.shape == ref.shape == (5, 48, -(-n // hop))
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
 
 
 def test_source_forcing_is_what_the_decoder_hears_and_resumes_exactly(nsynth_tiny, tmp_path):

@@ -16,7 +16,7 @@ from nsynth_live.evaluate import RunFusedBackend
 from nsynth_live.excitation import midi_to_hz
 from nsynth_live.host.bank import Bank, Preset
 from nsynth_live.nsynth import load_examples
-from nsynth_live.source_diagnosis import diagnose, measured_frames, measured_through_decoder, source_alone
+from nsynth_live.source_diagnosis import diagnose, measured_alone, measured_frames, measured_through_decoder, source_alone
 
 
 def test_measured_frames_are_each_harmonics_amplitude_at_frame_starts():
@@ -60,9 +60,31 @@ def test_both_diagnostic_renders_run_and_the_measured_source_reaches_the_decoder
     heard = measured_through_decoder(backend, notes, dec, 0)(emb, pitch, 4000, [0, 1])
     assert heard.shape == own.shape and not np.array_equal(heard, own)
     result = diagnose(model, backend, bank, data, list(range(56, 65)), 2.0, None, dec, 0, 4)
-    assert set(result) == {"source_alone", "measured_source_through_decoder"}
+    assert set(result) == {"measured_amplitudes_alone", "source_alone_own_note_embedding", "source_alone",
+                           "measured_source_through_decoder"}
     for r in result.values():
         assert 0.0 <= r["identity"] <= 1.0 and 0.0 <= r["in_tune"] <= 1.0 and np.isfinite(r["timbre_error_db"])
+
+
+def test_the_measured_amplitudes_alone_resynthesise_a_harmonic_note_and_own_embeddings_replace_the_presets():
+    torch.manual_seed(0)
+    model = WaveNetAutoencoder(get_config("tiny-hn")).eval()
+    f0 = float(midi_to_hz(np.array([57]))[0])
+    t = np.arange(32000) / SAMPLE_RATE
+    note = (0.5 * np.cos(2 * np.pi * f0 * t) + 0.2 * np.cos(2 * np.pi * 3 * f0 * t)).astype(np.float32)
+    emb = np.zeros((1, 16, 63), np.float32)
+    out = measured_alone(model, [note])(emb, np.array([57]), 32000, [0])[0]
+    # The synthesis has the note's harmonic amplitudes (its phases are the source's own, so
+    # compare spectra, not waveforms): the 1st and 3rd harmonic's DFT bins over whole periods.
+    seg = slice(8000, 24000)
+    spec = lambda x, k: 2 * abs(np.mean(x[seg] * np.exp(-2j * np.pi * k * f0 * t[seg])))  # noqa: E731
+    np.testing.assert_allclose([spec(out, 1), spec(out, 2), spec(out, 3)], [0.5, 0.0, 0.2], atol=0.01)
+    own = [np.random.default_rng(1).standard_normal((16, 80)).astype(np.float32)]
+    got = source_alone(model, own)(emb, np.array([57]), 4000, [0])
+    with torch.no_grad():
+        ref = model.decoder.source(torch.from_numpy(own[0][None, :, :63]), torch.tensor([57]), 4000, raw=True)[1][:, 0]
+    np.testing.assert_allclose(got, ref.numpy())
+    assert not np.allclose(got, source_alone(model)(emb, np.array([57]), 4000, [0]))
 
 
 def test_diagnose_needs_a_learned_source_run(tmp_path):

@@ -20,6 +20,8 @@
 # started from live-sine's committed weights (--init-from: the decoder and encoder carry over, the
 # sine's fundamental seeds the source's projection), chosen over live-sine and over live-hn
 # without its spectral loss by bench timbre on a 400-step budget (see docs/evaluation.md).
+# Its session-5/6 retunes (--source-forcing 1 from 4,080, 0.5 from 6,024, 0.25 with
+# --schedule-steps 12000 from 6,628) are kept in its checkpoint and metrics.jsonl.
 # Builds the dataset first if missing (deterministic), then trains into training/CONFIG/
 # with checkpoints every 500 steps; SIGTERM (or Ctrl-C) writes a final checkpoint.
 set -euo pipefail

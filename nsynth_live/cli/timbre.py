@@ -40,8 +40,9 @@ def add_timbre(group: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=16, help="notes rendered at once (default 16)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--diagnose", action="store_true",
-                   help="with --run of a learned-source model: also judge its source alone and its decoder fed "
-                   "sources measured from the real notes (where the timbre is lost)")
+                   help="with --run of a learned-source model: also judge a synthesis of the amplitudes measured in "
+                   "the real notes, its source alone (from each note's own embedding and from the preset's) and its "
+                   "decoder fed the measured sources (where the timbre is lost)")
     add_decoding_args(p)
     p.add_argument("--json", default="timbre.json", help="result file (default timbre.json)")
     p.add_argument("--png", default=None, help="confusion matrix PNG (default: beside --json)")
