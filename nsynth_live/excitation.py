@@ -99,6 +99,20 @@ def locked_excitation(
     return torch.cat([torch.sin(hp) * live, torch.cos(hp) * live], 1).to(torch.float32)
 
 
+def window_width(f0: Any, periods: float, sample_rate: int = 16000) -> Any:
+    """Samples in a measurement window of ``periods`` fundamental periods, 64..2048 (torch only).
+
+    Args:
+        f0: [B] fundamentals in Hz (float64 tensor).
+
+    Returns:
+        int64 [B].
+    """
+    import torch
+
+    return torch.clamp(torch.round(periods * sample_rate / f0), 64, 2048).to(torch.int64)
+
+
 def torch_arange(harmonics: int, device: Any) -> Any:
     """float64 [1 .. harmonics] on ``device`` (torch)."""
     import torch
@@ -128,7 +142,7 @@ def locked_phase(
     nominal = torch.remainder(f0[:, None] * t / sample_rate, 1.0) * (2 * math.pi)  # [B, T]
     base = audio.to(torch.float64) * torch.exp(torch.complex(torch.zeros_like(nominal), -nominal))
     csum = torch.cat([torch.zeros(b, 1, dtype=base.dtype, device=base.device), torch.cumsum(base, 1)], 1)
-    width = torch.clamp(torch.round(periods * sample_rate / f0), 64, 2048).to(torch.int64)  # [B]
+    width = window_width(f0, periods, sample_rate)  # [B]
     ti = torch.arange(n, device=audio.device)
     lo = torch.clamp(ti[None, :] - width[:, None], min=0)  # [B, T]
     c = (csum[:, :n] - torch.gather(csum, 1, lo)) / width[:, None].to(torch.float64) + floor
@@ -288,7 +302,7 @@ def harmonic_baseband(audio: Any, pitch: Any, harmonics: int, sample_rate: int =
     turns = torch.remainder(k[None, :, None] * (f0[:, None, None] * t / sample_rate), 1.0) * (2 * math.pi)
     base = audio.to(torch.float64)[:, None, :] * torch.exp(torch.complex(torch.zeros_like(turns), -turns))
     csum = torch.cat([torch.zeros(b, harmonics, 1, dtype=base.dtype, device=base.device), torch.cumsum(base, -1)], -1)
-    width = torch.clamp(torch.round(periods * sample_rate / f0), 64, 2048).to(torch.int64)  # [B]
+    width = window_width(f0, periods, sample_rate)  # [B]
     ti = torch.arange(n, device=audio.device)[None, :]
     if centered:
         lo = torch.clamp(ti - width[:, None] // 2, 0, n)
@@ -313,14 +327,15 @@ def measured_amplitudes(audio: Any, pitch: Any, harmonics: int, hop: int, sample
     """
     import torch
 
-    # harmonic_baseband(centered=True) sampled at the frame starts, computed there only (512x
-    # less work than the whole sliding window): a harmonic's magnitude over a window does not
-    # depend on where its phase is counted from, so every window uses one basis that starts at
-    # its first sample, exp(-i k w j) for j = 0..width-1, and samples past the window are zeroed.
+    # harmonic_baseband(centered=True) sampled at the frame starts, computed there only: a
+    # harmonic's magnitude over a window does not depend on where its phase is counted from, so
+    # every window shares one basis that starts at its first sample, exp(-i k w j) for
+    # j = 0..width-1 (samples past the window zeroed). The saving is the complex exponentials:
+    # width x K per note instead of K x T (and no [B, K, T] complex cumulative sum).
     b, n = audio.shape
     dev = audio.device
     f0 = midi_to_hz(pitch).to(dev).to(torch.float64)
-    width = torch.clamp(torch.round(4.0 * sample_rate / f0), 64, 2048).to(torch.int64)  # as harmonic_baseband
+    width = window_width(f0, 4.0, sample_rate)  # as harmonic_baseband's default
     starts = torch.arange(0, n, hop, device=dev)  # [F]
     lo = torch.clamp(starts[None, :] - width[:, None] // 2, 0, n)  # [B, F]
     hi = torch.clamp(lo + width[:, None], max=n)

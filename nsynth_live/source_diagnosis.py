@@ -1,12 +1,12 @@
-"""Where a learned-source run loses timbre: its source alone, and a faithful source through its decoder.
+"""Where a learned-source run loses timbre: measured amplitudes, its source alone, a right source decoded.
 
 ``bench timbre --run RUN --diagnose`` judges four more renders of the same notes with the same
 classifier (:func:`nsynth_live.timbre.evaluate_timbre`, no blends):
 
 - **measured amplitudes alone**: a harmonic synthesis of the amplitudes measured in each note's
   own source note (centred windows at frame starts,
-  :func:`nsynth_live.excitation.measured_amplitudes`), no network at all: the bound of what a
-  harmonic source of this many harmonics can carry to this classifier.
+  :func:`nsynth_live.excitation.measured_amplitudes`), no network at all: the reference for what
+  a harmonic source of this many harmonics, measured this way, carries to this classifier.
 - **source alone, own-note embedding**: the source network's synthesis from the embedding of the
   very note being judged (a reconstruction), not the preset's: what the network carries when the
   embedding comes from the same pitch.
@@ -20,9 +20,10 @@ classifier (:func:`nsynth_live.timbre.evaluate_timbre`, no blends):
 Measured on ``live-hn`` at step 3.8k (24 FluidR3 presets, MIDI 36-84 step 6): the source alone
 named 9% of notes, a synthesis from the measured amplitudes alone 58% (ceiling 67%), the decoder
 fed those measured amplitudes 12%: the decoder then ignored its source's spectrum, which is what
-``train --source-forcing`` addresses. At step 6.6k (session 6): measured amplitudes alone 50.9%,
-the source from each note's own embedding 13.4%, from the preset's 10.6%: the source network,
-not the pitch transfer, is what loses most of it.
+``train --source-forcing`` addresses. (That 58% synthesis took its amplitudes from STFT peaks; the
+measured-amplitudes render here, from 4-period centred windows, names 50.9% of the same notes.)
+At step 6.6k (session 6): the source from each note's own embedding 13.4%, from the preset's
+10.6%: the source network, not the pitch transfer, is what loses most of it.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def source_alone(model: Any, own: Sequence[np.ndarray] | None = None) -> timbre.
     Args:
         model: a learned-source autoencoder.
         own: each job's own embedding [bottleneck, F'] (``voices`` index it), used instead of the
-            preset's (F' >= the rendered frames); None: the preset's.
+            preset's; None: the preset's. (Own embeddings cover the whole 4 s source note, more
+            than the rendered frames.)
     """
 
     def render(emb: np.ndarray, pitch: np.ndarray, n: int, voices: list[int]) -> np.ndarray:
@@ -143,7 +145,7 @@ def diagnose(model: Any, backend: Any, bank: Any, data: Path, pitches: Sequence[
 
 
 def format_diagnosis(d: dict[str, dict[str, Any]]) -> str:
-    """Two table rows: identity (training / held-out), in tune, distance to the source."""
+    """One table row per diagnostic render: identity (training / held-out), in tune, distance to the source."""
     lines = ["diagnosis                                identity (train / held-out)   in tune   to source"]
     for name, r in d.items():
         def pct(x: float | None) -> str:

@@ -269,6 +269,11 @@ class Trainer:
         except ValueError as err:
             raise UserError(str(err)) from None
         _check_settings(settings, self.cfg)
+        if ckpt is not None and int(ckpt.get("step", 0)) >= settings.steps:
+            # A --steps given on an earlier resume is saved with the run; without this a later plain
+            # resume would return at once, looking like a run that trains.
+            raise UserError(f"{self.out}: the run is at step {int(ckpt.get('step', 0))}, at or past its --steps "
+                            f"{settings.steps}: nothing to train; resume with a larger --steps")
         from nsynth_live.autoencoder import WaveNetAutoencoder
 
         self.model = WaveNetAutoencoder(self.cfg).to(self.dist.device)

@@ -221,14 +221,16 @@ def test_measured_amplitudes_are_the_centred_sliding_window_at_frame_starts():
     # The frame-start computation against its definition: harmonic_baseband's centred window
     # over every sample, sliced at the frame starts (windows clipped at both ends included).
     torch.manual_seed(0)
-    pitch = torch.tensor([24, 40, 60, 90, 110])  # the widest window (2048) down to none audible above K
+    # 21: the widest window, clamped at 2048 samples; 120: no harmonic below Nyquist (all zero).
+    pitch = torch.tensor([21, 24, 40, 60, 90, 110, 120])
     for n, hop in ((6144, 512), (5000, 512), (700, 128)):
-        x = torch.randn(5, n)
+        x = torch.randn(len(pitch), n)
         c, _ = harmonic_baseband(x, pitch, 48, centered=True)
         ref = (2 * c[:, :, ::hop].abs() * audible(pitch, 48)[:, :, None]).float()
         got = measured_amplitudes(x, pitch, 48, hop)
-        assert got.shape == ref.shape == (5, 48, -(-n // hop))
+        assert got.shape == ref.shape == (len(pitch), 48, -(-n // hop))
         torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
+        assert not got[-1].any() and got[0].any()
 
 
 def test_source_forcing_is_what_the_decoder_hears_and_resumes_exactly(nsynth_tiny, tmp_path):

@@ -1,4 +1,4 @@
-"""bench timbre --diagnose: the measured amplitudes, both diagnostic renders, and the flag's rules."""
+"""bench timbre --diagnose: the measured amplitudes, the four diagnostic renders, and the flag's rules."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def bank_and_data(nsynth_tiny):
                 presets=presets), nsynth_tiny
 
 
-def test_both_diagnostic_renders_run_and_the_measured_source_reaches_the_decoder(bank_and_data):
+def test_the_diagnostic_renders_run_and_the_measured_source_reaches_the_decoder(bank_and_data):
     bank, data = bank_and_data
     torch.manual_seed(0)
     model = WaveNetAutoencoder(get_config("tiny-hn")).eval()

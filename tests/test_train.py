@@ -230,6 +230,11 @@ def test_resume_refuses_to_change_the_runs_math_but_may_extend_it(nsynth_tiny, t
     res = subprocess.run(base + ["--steps", "3", "--threads", "1"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert ckpt_io.load_checkpoint(out)["step"] == 3
+    # A plain resume of a run at its --steps (saved by the resume above) says so instead of returning at once.
+    before = (out / "checkpoint.pt").read_bytes()
+    res = subprocess.run(base + ["--threads", "1"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "at step 3, at or past its --steps 3" in res.stderr, res.stderr
+    assert res.stderr.count("\n") == 1 and (out / "checkpoint.pt").read_bytes() == before
 
 
 def test_input_noise_reaches_the_decoders_past_only(nsynth_tiny, tmp_path):
