@@ -57,6 +57,15 @@ def measured_frames(audio: np.ndarray, pitch: np.ndarray, harmonics: int, hop: i
     return np.ascontiguousarray(amps[..., :frames])
 
 
+def _synthesis(model: Any, emb: np.ndarray, pitch: np.ndarray, n: int, frames: np.ndarray | None = None) -> np.ndarray:
+    """The learned source's harmonic sum at its own level, [B, n]: from the source network's
+    amplitudes for ``emb`` [B, C, F], or from ``frames`` [B, K, F] when given."""
+    with torch.no_grad():
+        _, raw = model.decoder.source(torch.from_numpy(emb), torch.from_numpy(pitch), n, raw=True,
+                                      frames=None if frames is None else torch.from_numpy(frames))
+    return raw[:, 0].float().numpy()
+
+
 def source_alone(model: Any, own: Sequence[np.ndarray] | None = None) -> timbre.Render:
     """A :data:`~nsynth_live.timbre.Render` of the source network's synthesis alone (its own level).
 
@@ -70,9 +79,7 @@ def source_alone(model: Any, own: Sequence[np.ndarray] | None = None) -> timbre.
     def render(emb: np.ndarray, pitch: np.ndarray, n: int, voices: list[int]) -> np.ndarray:
         if own is not None:
             emb = np.stack([own[v][:, : emb.shape[-1]] for v in voices]).astype(np.float32)
-        with torch.no_grad():
-            _, raw = model.decoder.source(torch.from_numpy(emb), torch.from_numpy(pitch), n, raw=True)
-        return raw[:, 0].float().numpy()
+        return _synthesis(model, emb, pitch, n)
 
     return render
 
@@ -90,10 +97,7 @@ def measured_alone(model: Any, notes: Sequence[np.ndarray]) -> timbre.Render:
 
     def render(emb: np.ndarray, pitch: np.ndarray, n: int, voices: list[int]) -> np.ndarray:
         audio = np.stack([notes[v] for v in voices])
-        frames = torch.from_numpy(measured_frames(audio, pitch, cfg.source_harmonics, cfg.hop, emb.shape[-1]))
-        with torch.no_grad():
-            _, raw = model.decoder.source(torch.from_numpy(emb), torch.from_numpy(pitch), n, raw=True, frames=frames)
-        return raw[:, 0].float().numpy()
+        return _synthesis(model, emb, pitch, n, measured_frames(audio, pitch, cfg.source_harmonics, cfg.hop, emb.shape[-1]))
 
     return render
 

@@ -269,10 +269,10 @@ class Trainer:
         except ValueError as err:
             raise UserError(str(err)) from None
         _check_settings(settings, self.cfg)
-        if ckpt is not None and int(ckpt.get("step", 0)) >= settings.steps:
+        if ckpt is not None and int(ckpt["step"]) >= settings.steps:  # the step _restore resumes from
             # A --steps given on an earlier resume is saved with the run; without this a later plain
             # resume would return at once, looking like a run that trains.
-            raise UserError(f"{self.out}: the run is at step {int(ckpt.get('step', 0))}, at or past its --steps "
+            raise UserError(f"{self.out}: the run is at step {int(ckpt['step'])}, at or past its --steps "
                             f"{settings.steps}: nothing to train; resume with a larger --steps")
         from nsynth_live.autoencoder import WaveNetAutoencoder
 

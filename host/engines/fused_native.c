@@ -66,6 +66,12 @@ typedef struct {
     const float *exc;                               /* [V, n, E] or NULL */
 } fn_call;
 
+/* The row of ring position `pos` (of either sign) in a ring of `size` rows: a mask when size is a
+ * power of two. One place for the tap reads, their prefetches and the writes. */
+static inline int64_t ring_row(int64_t pos, int64_t size, int pow2) {
+    return pow2 ? (pos & (size - 1)) : ((pos % size) + size) % size;
+}
+
 /* The constants of host/engines/fused_kernels.py, digit for digit. */
 #define LOG2E_F 1.44269504088896341f
 #define EXP_C1 0.693359375f

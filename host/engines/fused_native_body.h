@@ -296,7 +296,7 @@ static inline __attribute__((always_inline)) void FN(prefetch_taps)(const fn_mod
         const int64_t slot = cl->slots[vb + i], tv = md->t_pos[slot];
         for (int tap = 0; tap < K - 1; tap++) {
             const int64_t back = tv - (K - 1 - tap) * d;
-            const int64_t src = off + (pow2 ? (back & (size - 1)) : ((back % size) + size) % size);
+            const int64_t src = off + ring_row(back, size, pow2);
             const char *p = (const char *)(md->hist + (slot * H + src) * R);
             /* every line of the row: rows need not start on a line (the engine aligns hist to 64 bytes, but a row is 64-byte aligned only when its width is) */
             for (int64_t q = 0; q < (int64_t)R * 4; q += 64) __builtin_prefetch(p + q, 0, PF_LOC);
@@ -365,7 +365,7 @@ static void FN(run_chunk)(const fn_model *md, const fn_call *cl, int64_t vb, int
                 float *ai = a + i * AW + E;
                 for (int tap = 0; tap < K - 1; tap++) {
                     const int64_t back = tv - (K - 1 - tap) * d;
-                    const int64_t src = off + (pow2 ? (back & (size - 1)) : ((back % size) + size) % size);
+                    const int64_t src = off + ring_row(back, size, pow2);
                     const float *hs = md->hist + (slot * H + src) * R;
                     float *ti = ai + tap * Rp;
                     if (R == Rp && R % VW == 0)
@@ -376,7 +376,7 @@ static void FN(run_chunk)(const fn_model *md, const fn_call *cl, int64_t vb, int
                     }
                 }
                 /* h_l[t] overwrites the oldest tap, read just above */
-                const int64_t dst = off + (pow2 ? (tv & (size - 1)) : tv % size);
+                const int64_t dst = off + ring_row(tv, size, pow2);
                 float *hd = md->hist + (slot * H + dst) * R;
                 const float *hi = ai + KT;
                 for (int j = 0; j < R; j++) hd[j] = hi[j];
