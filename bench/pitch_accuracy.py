@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nsynth_live.atomic import atomic_write_text  # noqa: E402
 from nsynth_live.host.bank import load_bank  # noqa: E402
-from nsynth_live.host.engines import open_engine, render_frames  # noqa: E402
-from nsynth_live import mulaw, sampling  # noqa: E402
+from nsynth_live.host.engines import note_audio, open_engine, render_frames  # noqa: E402
+from nsynth_live import sampling  # noqa: E402
 from nsynth_live.pitch import cents_off, harmonic_fraction, harmonic_profile, note_f0, spread_over_pitches  # noqa: E402
 from nsynth_live.timbre import load_source_notes  # noqa: E402
 
@@ -82,7 +82,7 @@ def main() -> int:
                                     excitation_gain=decoding.excitation_gain, amplitudes=amps)
             for s in slots:
                 eng.remove_voice(s)
-            audio = mulaw.decode(classes)
+            audio = note_audio(eng.cfg, classes, amps, pitch)
             for (p, q), a in zip(chunk, audio):
                 f0 = note_f0(a, 16000, start_s=0.25, end_s=args.seconds)
                 c = None if f0 is None else float(cents_off(f0, q))

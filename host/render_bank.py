@@ -41,11 +41,11 @@ import numpy as np
 from nsynth_live.host import render_manifest as rm
 from nsynth_live.host.render_output import SAMPLES, note_file, write_instruments
 from nsynth_live.host.bank import Bank, slug
-from nsynth_live.host.engines import Engine, voice_excitation
+from nsynth_live.host.engines import Engine, note_audio, voice_excitation
 from nsynth_live.host.model_files import ExportInfo
 from nsynth_live.host.synth import FADE_SAMPLES, velocity_gain
 from nsynth_live.host.trajectory import Cursor, bilinear, default_regions
-from nsynth_live import SAMPLE_RATE, __version__, mulaw
+from nsynth_live import SAMPLE_RATE, __version__
 from nsynth_live.errors import BadValue, UserError
 from nsynth_live.atomic import atomic_write_many
 from nsynth_live.level import OutputGain
@@ -320,7 +320,10 @@ def render_notes(engine: Engine, items: Sequence[Item], n_samples: int, hold: in
         for s in slots:
             engine.remove_voice(s)
     audio = np.zeros((len(items), n_samples), np.float32)
-    audio[:, :length] = mulaw.decode(classes)
+    amps = None
+    if engine.cfg.source_residual:  # the note is its source plus the sampled residual
+        amps = engine.source_amplitudes(np.ascontiguousarray(emb[:, :, : -(-length // hop)], np.float32), pitch)
+    audio[:, :length] = note_audio(engine.cfg, classes, amps, pitch)
     for row, (_, end) in zip(audio, plans):
         if end < n_samples:  # the release frames are over: the host's fade-out, then silence
             k = min(FADE_SAMPLES, n_samples - end)

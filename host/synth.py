@@ -25,6 +25,7 @@ from nsynth_live.host.engines import Engine, lerp_rows, source_excitation, voice
 from nsynth_live.host.trajectory import Cursor, bilinear, default_regions, mix
 from nsynth_live import mulaw, sampling
 from nsynth_live.errors import UserError
+from nsynth_live.residual import add_source
 
 FADE_SAMPLES = 64  # a stolen or panicked voice fades out over this many samples (4 ms)
 NOISE_CHUNK = 4096  # noise drawn per voice at a time (one generator call per 16 blocks of 256)
@@ -398,10 +399,12 @@ class Synth:
             self._noise_pos[slot] = pos + n
 
     def _source_block(self, voices: list[Voice], nxt: dict[int, int], after: dict[int, int], switch: np.ndarray,
-                      n: int) -> np.ndarray:
+                      n: int) -> tuple[np.ndarray, np.ndarray | None]:
         """A learned source's excitation for this block, float32 [V, n, 2]: each voice's
         amplitudes glide from its frame's towards the frame after it, as in training (towards the
-        cursor's next frame as it stands; a release meanwhile makes the glide end early)."""
+        cursor's next frame as it stands; a release meanwhile makes the glide end early). Second:
+        for a residual-form model the source at its own level [V, n], which its notes add to the
+        sampled residual (:mod:`nsynth_live.residual`); else None."""
         nv, k = len(voices), self.cfg.source_harmonics
         rows = self._amp_rows[: nv * 4 * k].reshape(nv, 4, k)
         pos, t, pitch = self._pos[:nv], self._t[:nv], self._pitches[:nv]
@@ -413,7 +416,10 @@ class Synth:
                 rows[i, 2] = amp(v.pitch, nxt[i])
                 rows[i, 3] = amp(v.pitch, after[i])
             pos[i], t[i], pitch[i] = v.pos, v.t, v.pitch
-        return source_excitation(lerp_rows(rows, pos, switch, n, self.hop), pitch, t, self.excitation_gain)
+        amps = lerp_rows(rows, pos, switch, n, self.hop)
+        if self.cfg.source_residual:
+            return source_excitation(amps, pitch, t, self.excitation_gain, with_level=True)
+        return source_excitation(amps, pitch, t, self.excitation_gain), None
 
     def render(self, n: int) -> np.ndarray:
         """The next ``n`` (1..hop) samples of the mix, float32 [n] in [-1, 1].
@@ -468,15 +474,17 @@ class Synth:
                 switch[i] = n
             self._draw_noise(v.slot, noise[i])
             self._levels[i] = velocity_gain(v.velocity) * self.gain * self.output_gain
-        exc = None
+        exc = level = None
         if self.cfg.excitation_harmonics:
             exc = voice_excitation(self.cfg, [v.pitch for v in voices], np.array([v.t for v in voices]), n,
                                    self.excitation_gain)
         elif self.cfg.source_harmonics:
-            exc = self._source_block(voices, nxt, after, switch, n)
+            exc, level = self._source_block(voices, nxt, after, switch, n)
         # Every argument is well formed by construction: skip the engine's checks (fast path).
         classes = self.engine.render_fast(slots, cond, switch, noise, self._temps[:nv], exc=exc)
         audio = DECODE[classes]  # float32 [V, n]
+        if level is not None:
+            audio = add_source(audio, level)
         audio *= self._levels[:nv, None]
         for i, v in enumerate(voices):
             if v.fade >= 0:

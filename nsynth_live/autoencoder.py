@@ -86,15 +86,15 @@ class WaveNetAutoencoder(nn.Module):
                 without one); for a learned source, at the audio's own level (the decoder hears it
                 normalised, :meth:`~nsynth_live.decoder.Decoder.source`): its spectral loss needs it.
                 For a learned source the source network's amplitudes per frame [B, K, F] come third.
-            forced: (mask [B] bool, source [B, 2, T]): crops whose decoder hears ``source`` (e.g.
-                :func:`nsynth_live.excitation.measured_source`) instead of the learned one
-                (training's ``source_forcing``); the learned one is still computed and returned.
+            forced: (mask [B] bool, source [B, 2, T], the source at its own level [B, 2, T]): crops
+                whose decoder hears ``source`` (e.g. :func:`nsynth_live.excitation.measured_source`)
+                instead of the learned one (training's ``source_forcing``), and in the residual form
+                models the audio less that source; the learned one is still computed and returned.
 
         Returns:
             logits [B, 256, T] (and the excitation, with ``return_excitation``).
         """
         x = self._network_input(audio)[1]
-        past = x if input_noise is None else x + input_noise.to(x.dtype)
         embedding = self.encoder(x)
         heard, frames = excitation, None
         if self.decoder.source_net is not None and excitation is None:
@@ -102,10 +102,38 @@ class WaveNetAutoencoder(nn.Module):
             heard, excitation = self.decoder.source(embedding, pitch, audio.shape[-1], 0, phase, raw=True, frames=frames)
             if forced is not None:
                 heard = torch.where(forced[0][:, None, None], forced[1].to(heard.dtype), heard)
+        if self.cfg.source_residual:  # the decoder's past is the residual's (nsynth_live.residual)
+            x = self._network_input(self.decoder_target(audio, excitation, forced))[1]
+        past = x if input_noise is None else x + input_noise.to(x.dtype)
         logits = self.decoder(past, embedding, pitch, exc=heard)
         if not return_excitation:
             return logits
         return (logits, excitation, frames) if self.decoder.source_net is not None else (logits, excitation)
+
+    def decoder_target(self, audio: torch.Tensor, excitation: torch.Tensor | None,
+                       forced: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """The waveform whose mu-law classes the decoder predicts: the audio itself, or for a
+        residual-form config (``source_residual``) the audio less the source its decoder hears.
+
+        Args:
+            audio: [B, T]; excitation: [B, 2, T] the learned source at the audio's level
+                (:meth:`forward`'s second output with ``return_excitation``), detached here; None
+                without a source.
+            forced: as :meth:`forward`'s: its crops subtract the forced source's level instead.
+
+        Returns:
+            [B, T].
+        """
+        if not self.cfg.source_residual:
+            return audio
+        from nsynth_live.residual import in_phase, residual
+
+        if excitation is None:
+            raise ValueError("a residual-form model's target needs its source (forward's return_excitation)")
+        level = in_phase(excitation).detach()
+        if forced is not None:
+            level = torch.where(forced[0][:, None], in_phase(forced[2]).to(level.dtype), level)
+        return residual(audio, level)
 
     def loss(self, audio: torch.Tensor, pitch: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean softmax cross-entropy of the reconstruction.

@@ -54,6 +54,12 @@ class ModelConfig:
             source the decoder shapes, and a gain on it ("pitch lock") no longer flattens every
             preset into the same sine. Needs pitch conditioning; excludes excitation_harmonics.
         source_hidden: width of the source network's two hidden layers.
+        source_residual: LPCNet's residual form for a learned source: the decoder models what
+            the source misses, ``r = x - s`` with ``s`` the source at the audio's own level (its
+            input is the mu-law past of ``r``, its softmax target ``r``'s class), and a note is
+            ``s + r`` (:mod:`nsynth_live.residual`). The source is then the floor of the sound, not
+            a hint the decoder may ignore (measured: a decoder hearing a source that alone names 51%
+            of notes named 14-18%). Needs ``source_harmonics``.
     """
 
     name: str
@@ -71,6 +77,7 @@ class ModelConfig:
     excitation_harmonics: int = 0
     source_harmonics: int = 0
     source_hidden: int = 128
+    source_residual: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -83,9 +90,9 @@ class ModelConfig:
                 if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                     raise ValueError(f"config {self.name!r}: {f.name} must be an integer >= 0, got {value!r}")
                 continue
-            if f.name == "pitch_conditioning":
+            if f.name in ("pitch_conditioning", "source_residual"):
                 if not isinstance(value, bool):
-                    raise ValueError(f"config {self.name!r}: pitch_conditioning must be true or false, got {value!r}")
+                    raise ValueError(f"config {self.name!r}: {f.name} must be true or false, got {value!r}")
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"config {self.name!r}: {f.name} must be a positive integer, got {value!r}")
@@ -93,6 +100,8 @@ class ModelConfig:
             raise ValueError(f"config {self.name!r}: an excitation needs pitch conditioning (its f0 is the pitch)")
         if self.excitation_harmonics and self.source_harmonics:
             raise ValueError(f"config {self.name!r}: excitation_harmonics and source_harmonics exclude each other")
+        if self.source_residual and not self.source_harmonics:
+            raise ValueError(f"config {self.name!r}: source_residual needs a learned source (source_harmonics)")
         if self.decoder_kernel < 2:
             # A causal filter of length 1 would see no past sample: no taps, no receptive field.
             raise ValueError(f"config {self.name!r}: decoder_kernel must be at least 2, got {self.decoder_kernel}")
@@ -164,6 +173,13 @@ _CONFIGS: dict[str, dict[str, Any]] = {
         decoder_layers=20, residual=32, skip=64, decoder_kernel=2, pitch_conditioning=True,
         source_harmonics=48,
     ),
+    # live-hn in LPCNet's residual form: the decoder samples x - s, a note is s + r (issue 14's
+    # candidate after session 6's diagnosis; same weights' shapes, so --init-from live-hn carries all).
+    "live-hn-res": dict(
+        encoder_layers=10, encoder_width=32, encoder_kernel=3, bottleneck=16, hop=512,
+        decoder_layers=20, residual=32, skip=64, decoder_kernel=2, pitch_conditioning=True,
+        source_harmonics=48, source_residual=True,
+    ),
     "tiny": dict(
         encoder_layers=2, encoder_width=8, encoder_kernel=3, bottleneck=16, hop=512,
         decoder_layers=4, residual=8, skip=8, decoder_kernel=2, pitch_conditioning=True,
@@ -173,13 +189,19 @@ _CONFIGS: dict[str, dict[str, Any]] = {
         decoder_layers=4, residual=8, skip=8, decoder_kernel=2, pitch_conditioning=True,
         source_harmonics=8, source_hidden=16,
     ),
+    "tiny-hn-res": dict(
+        encoder_layers=2, encoder_width=8, encoder_kernel=3, bottleneck=16, hop=512,
+        decoder_layers=4, residual=8, skip=8, decoder_kernel=2, pitch_conditioning=True,
+        source_harmonics=8, source_hidden=16, source_residual=True,
+    ),
 }
 
 CONFIG_NAMES: tuple[str, ...] = tuple(_CONFIGS)
 
 
 def get_config(name: str) -> ModelConfig:
-    """The named config (``paper``, ``live``, ``live-sine``, ``live-hn``, ``tiny`` or ``tiny-hn``)."""
+    """The named config (one of :data:`CONFIG_NAMES`: ``paper``, ``live``, ``live-sine``, ``live-hn``,
+    ``live-hn-res``, ``tiny``, ``tiny-hn``, ``tiny-hn-res``)."""
     if name not in _CONFIGS:
         raise ValueError(f"unknown model config {name!r}; expected one of {', '.join(CONFIG_NAMES)}")
     return ModelConfig(name=name, **_CONFIGS[name])

@@ -52,8 +52,16 @@ class TorchBackend:
     def nll_and_embedding(self, audio: np.ndarray, pitch: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         x = torch.from_numpy(audio)
         p = None if pitch is None else torch.from_numpy(pitch)
-        logits = self.model(x, p)
-        nll = torch.nn.functional.cross_entropy(logits, mulaw.encode(x), reduction="none").mean(-1) / LN2
+        if self.cfg.source_residual:
+            # As training measures it: the residual of the source on the note's locked phase (on
+            # the free-running one it would carry the source's phase error as well).
+            from nsynth_live.excitation import locked_phase
+
+            logits, src, _ = self.model(x, p, phase=locked_phase(x, p), return_excitation=True)
+            target = self.model.decoder_target(x, src)
+        else:
+            logits, target = self.model(x, p), x
+        nll = torch.nn.functional.cross_entropy(logits, mulaw.encode(target), reduction="none").mean(-1) / LN2
         return nll.numpy(), self.model.encode(x).numpy()
 
     @torch.no_grad()
@@ -99,15 +107,19 @@ class RunFusedBackend(TorchBackend):
         e = torch.from_numpy(emb)
         p = None if pitch is None else torch.from_numpy(np.asarray(pitch, np.int64))
         cond = decoder.condition(e, p).float().numpy()
-        exc = None
+        exc = raw = None
         if self.cfg.source_harmonics:
             frames = None if source_frames is None else torch.from_numpy(np.asarray(source_frames, np.float32))
-            src = decoder.source(e, p, n, frames=frames) * float(decoding.excitation_gain)  # [B, 2, n]
-            exc = np.ascontiguousarray(src.float().numpy().transpose(0, 2, 1))
+            unit, raw = decoder.source(e, p, n, frames=frames, raw=True)  # [B, 2, n] each
+            exc = np.ascontiguousarray((unit * float(decoding.excitation_gain)).float().numpy().transpose(0, 2, 1))
         slots = list(range(cond.shape[0]))
         self.fused.reset(np.asarray(slots))  # every note starts from silence
         classes = render_frames(self, slots, cond, n, sampling.NoiseStream(seed, voices), decoding.temperature,
                                 pitch=pitch, excitation_gain=decoding.excitation_gain, excitation=exc)
+        if self.cfg.source_residual:
+            from nsynth_live.residual import add_source, in_phase
+
+            return add_source(mulaw.decode(classes), in_phase(raw).float().numpy())
         return mulaw.decode(classes)
 
 
@@ -168,7 +180,9 @@ class EngineBackend:
         finally:
             for slot in slots:
                 eng.remove_voice(slot)
-        return mulaw.decode(classes)
+        from nsynth_live.host.engines import note_audio
+
+        return note_audio(self.cfg, classes, amps, pitch)
 
 
 def load_model(path: str | Path) -> torch.nn.Module:

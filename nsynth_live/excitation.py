@@ -355,7 +355,7 @@ def measured_amplitudes(audio: Any, pitch: Any, harmonics: int, hop: int, sample
     return (mag.transpose(1, 2) * live).float()
 
 
-def measured_source(audio: Any, pitch: Any, harmonics: int, sample_rate: int = 16000) -> Any:
+def measured_source(audio: Any, pitch: Any, harmonics: int, sample_rate: int = 16000, raw: bool = False) -> Any:
     """The learned source's excitation measured from a crop's own past (torch only): what a
     perfect source network would give the decoder, for training it to follow its source.
 
@@ -365,9 +365,11 @@ def measured_source(audio: Any, pitch: Any, harmonics: int, sample_rate: int = 1
 
     Args:
         audio: [B, T] waveform; pitch: [B] MIDI notes; harmonics: K.
+        raw: also return the same sums at the amplitudes' own level (what a residual-form model's
+            forced crops subtract, :mod:`nsynth_live.residual`).
 
     Returns:
-        float32 [B, 2, T].
+        float32 [B, 2, T] (and, with ``raw``, float32 [B, 2, T] at the audio's level).
     """
     import torch
 
@@ -376,4 +378,5 @@ def measured_source(audio: Any, pitch: Any, harmonics: int, sample_rate: int = 1
     amps = 2 * c.abs() * live
     phase = torch_arange(harmonics, audio.device)[None, :, None] * nominal[:, None, :] + torch.angle(c)
     sums = torch.stack([(amps * torch.sin(phase)).sum(1), (amps * torch.cos(phase)).sum(1)], 1)
-    return (sums / torch.sqrt((amps * amps).sum(1, keepdim=True) + 1e-12)).to(torch.float32)
+    unit = (sums / torch.sqrt((amps * amps).sum(1, keepdim=True) + 1e-12)).to(torch.float32)
+    return (unit, sums.to(torch.float32)) if raw else unit

@@ -209,12 +209,21 @@ def generate(
     voices: Sequence[int] | None = None,
     excitation_gain: float = 1.0,
 ) -> torch.Tensor:
-    """Audio from embedding frames: :func:`generate_classes`, mu-law decoded.
+    """Audio from embedding frames: :func:`generate_classes`, mu-law decoded (for a residual-form
+    config, plus its source: :func:`nsynth_live.residual.add_source`).
 
     Returns:
         float32 [B, n_samples] in [-1, 1].
     """
-    return mulaw.decode(generate_classes(model, embedding, pitch, n_samples, seed, temperature, voices, excitation_gain))
+    audio = mulaw.decode(generate_classes(model, embedding, pitch, n_samples, seed, temperature, voices, excitation_gain))
+    decoder = _decoder(model)
+    if not decoder.cfg.source_residual:
+        return audio
+    from nsynth_live.residual import add_source, in_phase
+
+    with torch.inference_mode():
+        _, raw = decoder.source(embedding.to(decoder.start.weight), pitch, n_samples, raw=True)
+    return add_source(audio.to(raw.device), in_phase(raw).float())
 
 
 @torch.inference_mode()

@@ -1,6 +1,6 @@
 """Where a learned-source run loses timbre: measured amplitudes, its source alone, a right source decoded.
 
-``bench timbre --run RUN --diagnose`` judges four more renders of the same notes with the same
+``bench timbre --run RUN --diagnose`` judges five more renders of the same notes with the same
 classifier (:func:`nsynth_live.timbre.evaluate_timbre`, no blends):
 
 - **measured amplitudes alone**: a harmonic synthesis of the amplitudes measured in each note's
@@ -13,6 +13,12 @@ classifier (:func:`nsynth_live.timbre.evaluate_timbre`, no blends):
 - **source alone**: the source network's synthesis from the preset's embedding (one note, e.g.
   C4, played at every pitch, as the host plays it). Below the row above by what the network
   fails to carry across pitch.
+- **preset's note measured, at every pitch**: the amplitudes measured in the preset's *own*
+  source note (one pitch, e.g. C4), harmonic by harmonic as a sampler transposes (harmonic k stays
+  harmonic k; those at or above Nyquist fall silent), synthesised at each judged pitch, no
+  network: what any source can carry that plays one measured note at every pitch. Between the
+  first row and this one lies what one note per preset costs; between this one and the source
+  network's, what the network fails to carry of its own preset's note.
 - **measured source through the decoder**: the decoder, as at generation, hearing a source whose
   amplitudes are measured from each preset's own source note at that pitch instead of the
   network's. Its identity is what the decoder lets through of a source that is right.
@@ -102,6 +108,49 @@ def measured_alone(model: Any, notes: Sequence[np.ndarray]) -> timbre.Render:
     return render
 
 
+def transposed_frames(amplitudes: np.ndarray, pitch: int, frames: int) -> np.ndarray:
+    """One note's measured amplitudes played at another pitch as a sampler transposes them.
+
+    Args:
+        amplitudes: float32 [K, F'] measured at the note's own pitch (:func:`measured_frames`).
+        pitch: the MIDI pitch to play; frames: F (the note's last frame is held past its end).
+
+    Returns:
+        float32 [K, F]: harmonic k keeps its amplitude; those at or above Nyquist at ``pitch`` are 0.
+    """
+    from nsynth_live.excitation import audible
+
+    k, have = amplitudes.shape
+    amps = amplitudes[:, :frames] if have >= frames else np.concatenate(
+        [amplitudes, np.repeat(amplitudes[:, -1:], frames - have, 1)], 1)
+    return (amps * audible(np.array([pitch]), k)[0][:, None]).astype(np.float32)
+
+
+def preset_note_alone(model: Any, preset_notes: Sequence[tuple[np.ndarray, int]]) -> timbre.Render:
+    """A :data:`~nsynth_live.timbre.Render` of each job's preset's own source note, measured at its
+    pitch and synthesised at the job's (:func:`transposed_frames`), as the learned source is.
+
+    Args:
+        model: a learned-source autoencoder (its harmonics, hop and synthesis).
+        preset_notes: per job (``voices`` index them), the preset's source note [T] and its pitch.
+    """
+    cfg = model.cfg
+    measured: dict[int, np.ndarray] = {}
+
+    def render(emb: np.ndarray, pitch: np.ndarray, n: int, voices: list[int]) -> np.ndarray:
+        rows = []
+        for v, q in zip(voices, pitch):
+            audio, p0 = preset_notes[v]
+            key = id(audio)  # jobs of one preset share its note: measure it once
+            if key not in measured:
+                measured[key] = measured_frames(audio[None], np.array([p0]), cfg.source_harmonics, cfg.hop,
+                                                -(-len(audio) // cfg.hop))[0]
+            rows.append(transposed_frames(measured[key], int(q), emb.shape[-1]))
+        return _synthesis(model, emb, pitch, n, np.stack(rows))
+
+    return render
+
+
 def measured_through_decoder(backend: Any, notes: Sequence[np.ndarray], decoding: Decoding, seed: int) -> timbre.Render:
     """A :data:`~nsynth_live.timbre.Render` of the run's decoder hearing measured sources.
 
@@ -124,22 +173,30 @@ def measured_through_decoder(backend: Any, notes: Sequence[np.ndarray], decoding
 def diagnose(model: Any, backend: Any, bank: Any, data: Path, pitches: Sequence[int], seconds: float,
              presets: Sequence[str] | None, decoding: Decoding, seed: int, batch: int,
              log: Callable[[str], None] = lambda s: None) -> dict[str, dict[str, Any]]:
-    """The four diagnostic renders judged like the model's own (identity, in tune, distance to source).
+    """The five diagnostic renders judged like the model's own (identity, in tune, distance to source).
 
     Returns:
         {"measured_amplitudes_alone": {...}, "source_alone_own_note_embedding": {...},
-        "source_alone": {...}, "measured_source_through_decoder": {...}} with the keys identity,
+        "preset_note_measured_alone": {...}, "source_alone": {...},
+        "measured_source_through_decoder": {...}} with the keys identity,
         identity_train, identity_held_out, in_tune, timbre_error_db.
     """
+    import soundfile as sf
+
     chosen = list(bank.presets) if presets is None else [bank.get(n) for n in presets]
     src = timbre.load_source_notes(data, chosen, pitches)
-    notes = [src[k] for k in timbre.source_keys(src, [p.name for p in chosen])]
+    keys = timbre.source_keys(src, [p.name for p in chosen])
+    notes = [src[k] for k in keys]
+    index = timbre.note_index(data)
+    own_note = {p.name: (sf.read(index[Path(str(p.provenance.get("source", ""))).name], dtype="float32")[0],
+                         int(p.source_pitch)) for p in chosen}
     with torch.no_grad():
         own = [model.encode(torch.from_numpy(np.asarray(a, np.float32)[None]))[0].numpy() for a in notes]
     keep = ("identity", "identity_train", "identity_held_out", "in_tune", "timbre_error_db")
     out = {}
     for name, render in (("measured_amplitudes_alone", measured_alone(model, notes)),
                          ("source_alone_own_note_embedding", source_alone(model, own)),
+                         ("preset_note_measured_alone", preset_note_alone(model, [own_note[k[0]] for k in keys])),
                          ("source_alone", source_alone(model)),
                          ("measured_source_through_decoder", measured_through_decoder(backend, notes, decoding, seed))):
         log(f"diagnosis: {name.replace('_', ' ')}")

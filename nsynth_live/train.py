@@ -81,7 +81,8 @@ class TrainSettings:
     # instead of the source network's. The network's source is poor early on, so a decoder
     # hearing only it learns to use its phase and ignore its spectrum (measured: a perfect source
     # through such a decoder named 12% of notes, the source alone 58%); hearing a faithful one it
-    # learns to follow it, and at generation it follows the network's. 0: off.
+    # learns to follow it, and at generation it follows the network's. In the residual form
+    # (``source_residual``) those crops also model the audio less that measured source. 0: off.
     source_forcing: float = 0.0
     # Configs with a learned source: weight of the L1 distance between the log amplitudes of the
     # source network's harmonics and the ones measured in the crop (centred windows at frame
@@ -428,7 +429,7 @@ class Trainer:
         forced = self._forced_source(audio, pitch)
         with self._autocast():
             logits, source, frames = self._forward(self.net, audio, pitch, noise, forced)
-        loss = nll_bits(logits, audio)
+        loss = nll_bits(logits, self.model.decoder_target(audio, source, forced))
         objective = loss * LN2  # optimise nats, as the reference does
         if self.cfg.source_harmonics:
             spectral = multires_stft_loss(source[:, 0].float(), audio.float())
@@ -458,9 +459,11 @@ class Trainer:
         return net(audio, pitch, noise, exc), None, None
 
     @torch.no_grad()
-    def _forced_source(self, audio: torch.Tensor, pitch: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(mask [B] bool, measured source [B, 2, T]) of the crops that hear the source measured from
-        their own past this step (``source_forcing``), or None. The mask is a pure function of (seed,
+    def _forced_source(self, audio: torch.Tensor, pitch: torch.Tensor | None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """(mask [B] bool, measured source [B, 2, T] at unit level, the same at its own level) of the
+        crops that hear the source measured from their own past this step (``source_forcing``; in
+        the residual form they also subtract it), or None. The mask is a pure function of (seed,
         step, rank), as the input noise, so a resumed run forces what an uninterrupted one would."""
         if not (self.cfg.source_harmonics and self.s.source_forcing):
             return None
@@ -472,10 +475,12 @@ class Trainer:
             return None
         mask = mask.to(audio.device)
         if bool(mask.all()):
-            return mask, measured_source(audio, pitch, self.cfg.source_harmonics)
+            return (mask, *measured_source(audio, pitch, self.cfg.source_harmonics, raw=True))
         forced = torch.zeros(audio.shape[0], 2, audio.shape[1], device=audio.device)
-        forced[mask] = measured_source(audio[mask], pitch[mask], self.cfg.source_harmonics)  # forced crops only
-        return mask, forced
+        level = torch.zeros_like(forced)
+        forced[mask], level[mask] = measured_source(audio[mask], pitch[mask], self.cfg.source_harmonics,
+                                                    raw=True)  # forced crops only
+        return mask, forced, level
 
     def _input_noise(self, shape: torch.Size) -> torch.Tensor | None:
         """This step's decoder-input noise [B, T] (None when off): a pure function of (seed,
@@ -520,8 +525,8 @@ class Trainer:
                 pitch = torch.stack([it["pitch"] for it in items]).to(self.dist.device)
                 pitch = pitch if self.cfg.pitch_conditioning else None
                 with self._autocast():  # the training objective's excitation, without input noise
-                    logits = self._forward(self.model, audio, pitch, None)[0]
-                total += float(nll_bits(logits, audio)) * len(items)
+                    logits, source, _ = self._forward(self.model, audio, pitch, None)
+                total += float(nll_bits(logits, self.model.decoder_target(audio, source))) * len(items)
                 count += len(items)
         finally:
             self.model.load_state_dict(live)

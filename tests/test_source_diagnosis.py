@@ -16,7 +16,8 @@ from nsynth_live.evaluate import RunFusedBackend
 from nsynth_live.excitation import midi_to_hz
 from nsynth_live.host.bank import Bank, Preset
 from nsynth_live.nsynth import load_examples
-from nsynth_live.source_diagnosis import diagnose, measured_alone, measured_frames, measured_through_decoder, source_alone
+from nsynth_live.source_diagnosis import (diagnose, measured_alone, measured_frames, measured_through_decoder,
+                                         preset_note_alone, source_alone, transposed_frames)
 
 
 def test_measured_frames_are_each_harmonics_amplitude_at_frame_starts():
@@ -60,8 +61,8 @@ def test_the_diagnostic_renders_run_and_the_measured_source_reaches_the_decoder(
     heard = measured_through_decoder(backend, notes, dec, 0)(emb, pitch, 4000, [0, 1])
     assert heard.shape == own.shape and not np.array_equal(heard, own)
     result = diagnose(model, backend, bank, data, list(range(56, 65)), 2.0, None, dec, 0, 4)
-    assert set(result) == {"measured_amplitudes_alone", "source_alone_own_note_embedding", "source_alone",
-                           "measured_source_through_decoder"}
+    assert set(result) == {"measured_amplitudes_alone", "source_alone_own_note_embedding", "preset_note_measured_alone",
+                           "source_alone", "measured_source_through_decoder"}
     for r in result.values():
         assert 0.0 <= r["identity"] <= 1.0 and 0.0 <= r["in_tune"] <= 1.0 and np.isfinite(r["timbre_error_db"])
 
@@ -85,6 +86,27 @@ def test_the_measured_amplitudes_alone_resynthesise_a_harmonic_note_and_own_embe
         ref = model.decoder.source(torch.from_numpy(own[0][None, :, :63]), torch.tensor([57]), 4000, raw=True)[1][:, 0]
     np.testing.assert_allclose(got, ref.numpy())
     assert not np.allclose(got, source_alone(model)(emb, np.array([57]), 4000, [0]))
+
+
+def test_the_presets_note_is_played_at_other_pitches_harmonic_by_harmonic():
+    """One measured note (harmonics 1 and 2 at 0.4 / 0.3) played an octave and a half up: the same
+    harmonic amplitudes at the new f0, those past Nyquist silent."""
+    torch.manual_seed(0)
+    model = WaveNetAutoencoder(get_config("tiny-hn")).eval()  # 8 harmonics
+    f0 = float(midi_to_hz(np.array([48]))[0])
+    t = np.arange(32000) / SAMPLE_RATE
+    note = (0.4 * np.cos(2 * np.pi * f0 * t) + 0.3 * np.cos(2 * np.pi * 2 * f0 * t)).astype(np.float32)
+    emb = np.zeros((2, 16, 63), np.float32)
+    out = preset_note_alone(model, [(note, 48), (note, 48)])(emb, np.array([66, 48]), 32000, [0, 1])
+    f1 = float(midi_to_hz(np.array([66]))[0])
+    seg = slice(8000, 24000)
+    spec = lambda x, f, k: 2 * abs(np.mean(x[seg] * np.exp(-2j * np.pi * k * f * t[seg])))  # noqa: E731
+    np.testing.assert_allclose([spec(out[0], f1, 1), spec(out[0], f1, 2), spec(out[0], f1, 3)], [0.4, 0.3, 0.0],
+                               atol=0.01)
+    np.testing.assert_allclose([spec(out[1], f0, 1), spec(out[1], f0, 2)], [0.4, 0.3], atol=0.01)
+    amps = np.ones((8, 3), np.float32)
+    high = transposed_frames(amps, 100, 5)  # MIDI 100: 2637 Hz, harmonics 1-3 below 8 kHz
+    assert high.shape == (8, 5) and high[:3].min() == 1.0 and high[3:].max() == 0.0
 
 
 def test_diagnose_needs_a_learned_source_run(tmp_path):

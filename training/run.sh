@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The shipped default's training runs (issue 9) on FluidR3_GM, resumed across sessions.
 #   bash training/run.sh [CONFIG] [THREADS] [TRAIN FLAGS...]
-#       CONFIG: live (the paper's one-hot pitch) or live-sine (+ sinusoidal excitation); default live.
+#       CONFIG: live (the paper's one-hot pitch), live-sine (+ sinusoidal excitation), live-hn (a
+#       learned harmonic source) or live-hn-res (the same in the residual form); default live.
 #       Extra flags go to `nsynth-live train` (on --resume only those it allows, e.g. --input-noise).
 # History of training/live-sine: steps 0-3254 plain; from step 3254 (session 2)
 # --input-noise 0.15, after its generated notes were still noise (pitch had no effect on its NLL);
@@ -22,6 +23,11 @@
 # without its spectral loss by bench timbre on a 400-step budget (see docs/evaluation.md).
 # Its session-5/6 retunes (--source-forcing 1 from 4,080, 0.5 from 6,024, 0.25 with
 # --schedule-steps 12000 from 6,628) are kept in its checkpoint and metrics.jsonl.
+# live-hn-res (issue 14, session 7): live-hn in the residual form (the decoder samples what its
+# source misses; a note is source + residual), every crop hearing and subtracting the source
+# measured from its own past (--source-forcing 1), started from live-hn's committed step 11,897;
+# chosen over the plain form and over forcing 0 / 0.5 by bench timbre on a 400-step budget
+# (docs/evaluation.md, session 7). EMA decay 0.999: a run of thousands, not hundreds of thousands, of steps.
 # Builds the dataset first if missing (deterministic), then trains into training/CONFIG/
 # with checkpoints every 500 steps; SIGTERM (or Ctrl-C) writes a final checkpoint.
 set -euo pipefail
@@ -29,7 +35,7 @@ cd "$(dirname "$0")/.."
 CONFIG="${1:-live}"
 THREADS="${2:-2}"
 shift $(( $# < 2 ? $# : 2 ))
-if [ "$CONFIG" = live-hn ]; then
+if [ "$CONFIG" = live-hn ] || [ "$CONFIG" = live-hn-res ]; then
     DATA=data/multi
     SOUNDFONTS=(/usr/share/sounds/sf2/FluidR3_GM.sf2 /usr/share/sounds/sf3/MuseScore_General_Full.sf3
                 /usr/share/sounds/sf2/OPL-3_FM_128M.sf2)
@@ -41,12 +47,18 @@ if [ "$CONFIG" = live-hn ]; then
             --pitches 21-108 --velocities 25,50,75,100,127 --seed 0 --out "$DATA" --no-progress
     fi
     NEW=(--init-from training/live-sine --excitation-lock --input-noise 0.1 --source-weight 1 --lr 3e-4)
+    SCHEDULE=200000
+    if [ "$CONFIG" = live-hn-res ]; then
+        NEW=(--init-from training/live-hn --excitation-lock --input-noise 0.1 --source-weight 1 --harmonic-weight 1
+             --source-forcing 1 --lr 3e-4 --ema-decay 0.999)
+        SCHEDULE=30000
+    fi
     RUN="training/$CONFIG"
     if [ -f "$RUN/checkpoint.pt" ]; then
         exec .venv/bin/nsynth-live train --out "$RUN" --data "$DATA" --resume --threads "$THREADS" --no-progress "$@"
     fi
     exec .venv/bin/nsynth-live train --config "$CONFIG" --data "$DATA" --out "$RUN" \
-        --steps 200000 --schedule-steps 200000 --batch-size 8 --crop 6144 \
+        --steps 200000 --schedule-steps "$SCHEDULE" --batch-size 8 --crop 6144 \
         --checkpoint-every 500 --valid-every 1000 --valid-notes 64 --log-every 50 \
         --threads "$THREADS" --no-progress "${NEW[@]}" "$@"
 fi

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from nsynth_live import SAMPLE_RATE, sampling
+from nsynth_live import SAMPLE_RATE, mulaw, sampling
 from nsynth_live.configs import N_CLASSES, ModelConfig
 from nsynth_live.excitation import excitation, free_phase, unit_source, upsample_frames
 from nsynth_live.host.engines.interface import Engine
+from nsynth_live.residual import add_source, in_phase
 
 
 def voice_excitation(cfg: ModelConfig, pitch: Sequence[int] | np.ndarray, start: Any, n: int,
@@ -46,7 +47,8 @@ def voice_excitation(cfg: ModelConfig, pitch: Sequence[int] | np.ndarray, start:
     return np.ascontiguousarray(e.transpose(0, 2, 1))
 
 
-def source_excitation(amps: np.ndarray, pitch: Sequence[int] | np.ndarray, start: Any, gain: float = 1.0) -> np.ndarray:
+def source_excitation(amps: np.ndarray, pitch: Sequence[int] | np.ndarray, start: Any, gain: float = 1.0,
+                      with_level: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """The learned source as the decoder hears it (:func:`nsynth_live.excitation.unit_source`)
     from per-sample amplitudes, on the free-running phase since note-on.
 
@@ -54,15 +56,54 @@ def source_excitation(amps: np.ndarray, pitch: Sequence[int] | np.ndarray, start
         amps: float32 [V, K, n] harmonic amplitudes of each sample.
         pitch: [V] MIDI notes; start: first sample since note-on (int or [V]).
         gain: factor on the excitation.
+        with_level: also return the source at its own level, [V, n] float32 (no gain): what a
+            residual-form model's note adds to its sampled residual (:mod:`nsynth_live.residual`).
 
     Returns:
-        float32 [V, n, 2].
+        float32 [V, n, 2] (and the [V, n] source at its level, with ``with_level``).
     """
     phase = free_phase(np.asarray(pitch, np.int64), amps.shape[2], start, SAMPLE_RATE)
-    unit, _ = unit_source(np.asarray(amps, np.float32), phase)
+    unit, sums = unit_source(np.asarray(amps, np.float32), phase)
     if gain != 1.0:
         unit *= np.float32(gain)
-    return np.ascontiguousarray(unit.transpose(0, 2, 1))
+    exc = np.ascontiguousarray(unit.transpose(0, 2, 1))
+    return (exc, np.ascontiguousarray(in_phase(sums), dtype=np.float32)) if with_level else exc
+
+
+def source_level(cfg: ModelConfig, amplitudes: np.ndarray, pitch: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
+    """A learned source at its own level over the first ``n`` samples of whole notes (what a
+    residual-form model adds to its sampled residual; :func:`nsynth_live.residual.add_source`).
+
+    Args:
+        cfg: the model's config; amplitudes: float32 [V, F, K] per frame from note-on
+            (:meth:`Engine.source_amplitudes`); pitch: [V] MIDI notes; n: samples.
+
+    Returns:
+        float32 [V, n].
+    """
+    amps = upsample_frames(np.asarray(amplitudes, np.float32).transpose(0, 2, 1), n, cfg.hop, 0)
+    return source_excitation(amps, pitch, 0, with_level=True)[1]
+
+
+def note_audio(cfg: ModelConfig, classes: np.ndarray, amplitudes: np.ndarray | None,
+               pitch: Sequence[int] | np.ndarray | None) -> np.ndarray:
+    """Whole notes' audio from their rendered classes: mu-law decoded, plus the source for a
+    residual-form model (:mod:`nsynth_live.residual`), the one place offline renders do this.
+
+    Args:
+        cfg: the model's config; classes: int [V, n] from note-on.
+        amplitudes: float32 [V, F, K] the learned source's per frame (residual-form models only).
+        pitch: [V] MIDI notes.
+
+    Returns:
+        float32 [V, n] in [-1, 1].
+    """
+    audio = mulaw.decode(classes)
+    if not cfg.source_residual:
+        return audio
+    if amplitudes is None or pitch is None:
+        raise ValueError("a residual-form model's notes need their source's amplitudes and pitch")
+    return add_source(audio, source_level(cfg, amplitudes, pitch, audio.shape[-1]))
 
 
 def lerp_rows(rows: np.ndarray, pos: np.ndarray, switch: np.ndarray, n: int, hop: int) -> np.ndarray:
