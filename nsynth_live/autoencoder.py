@@ -68,7 +68,7 @@ class WaveNetAutoencoder(nn.Module):
         excitation: torch.Tensor | None = None,
         phase: torch.Tensor | None = None,
         return_excitation: bool = False,
-        forced: tuple[torch.Tensor, torch.Tensor] | None = None,
+        forced: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None] | tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Reconstruction logits: encode the audio, then decode it teacher-forced.
 
@@ -145,6 +145,9 @@ class WaveNetAutoencoder(nn.Module):
         Returns:
             (nats per sample, bits per sample), scalar tensors; the first is what to optimise.
         """
+        if self.cfg.excitation_channels:
+            raise ValueError(f"config {self.cfg.name!r} has an excitation: use forward(..., return_excitation=True) "
+                             "and decoder_target")
         classes, x = self._network_input(audio)
         logits = self.decoder(x, self.encoder(x), pitch)
         nats = F.cross_entropy(logits.float(), classes)

@@ -143,7 +143,12 @@ class EngineBackend:
         emb = eng.encode(audio)
         cond = eng.condition(emb, pitch)
         amps = eng.source_amplitudes(emb, pitch) if self.cfg.source_harmonics else None
-        classes = mulaw.encode(audio)
+        heard = None
+        if self.cfg.source_residual:
+            heard, target = self._residual(audio, pitch, amps)
+            classes = mulaw.encode(target)
+        else:
+            classes = mulaw.encode(audio)
         b, n = classes.shape
         padded = np.concatenate([cond, cond[:, -1:]], 1)
         nats = np.zeros(b)
@@ -152,7 +157,10 @@ class EngineBackend:
             for t0 in range(0, n, hop):
                 k = min(hop, n - t0)
                 f = t0 // hop
-                exc = voice_excitation(self.cfg, pitch, t0, k, amplitudes=amps) if self.cfg.excitation_channels else None
+                if heard is not None:
+                    exc = np.ascontiguousarray(heard[:, t0 : t0 + k])
+                else:
+                    exc = voice_excitation(self.cfg, pitch, t0, k, amplitudes=amps) if self.cfg.excitation_channels else None
                 logits = np.empty((b, k, 256), np.float32)
                 eng.render(slots, padded[:, f : f + 2], np.full(b, hop), np.full((b, k), 0.5), logits_out=logits,
                            feed=classes[:, t0 : t0 + k], exc=exc)
@@ -165,6 +173,19 @@ class EngineBackend:
             for slot in slots:
                 eng.remove_voice(slot)
         return nats / n / LN2, emb
+
+    def _residual(self, audio: np.ndarray, pitch: np.ndarray, amps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A residual-form export's teacher-forced inputs, as training and :class:`TorchBackend`
+        measure them: the learned source on the note's locked phase (the free-running one would
+        leave the source's phase error in the residual), heard at unit level [B, T, 2], and the
+        note less its in-phase sum [B, T]."""
+        from nsynth_live.excitation import locked_phase, unit_source, upsample_frames
+        from nsynth_live.residual import in_phase, residual
+
+        phase = locked_phase(torch.from_numpy(np.asarray(audio, np.float32)), torch.from_numpy(np.asarray(pitch))).numpy()
+        up = upsample_frames(np.asarray(amps, np.float32).transpose(0, 2, 1), audio.shape[-1], self.cfg.hop)
+        unit, sums = unit_source(up, phase)
+        return np.ascontiguousarray(unit.transpose(0, 2, 1)), residual(np.asarray(audio, np.float32), in_phase(sums))
 
     def generate(self, emb, pitch, n, seed, decoding, voices):
         from nsynth_live.host.engines import render_frames

@@ -3,13 +3,17 @@
 The decoder of such a model never sees the note itself: it models the part of the note its
 source misses, ``r = x - s``, where ``s`` is the source's harmonic sum at the audio's own level
 (:meth:`nsynth_live.decoder.Decoder.source` with ``raw``), its channel in phase with the note
-(:data:`IN_PHASE`). In training its input is the mu-law
-past of ``r`` and its softmax target ``r``'s class, with the source computed from the crop's own
-embedding on the locked phase, detached (the target is a class: nothing flows back through it).
-At generation the engines sample ``r`` exactly as any other model's samples, on the free-running
-phase, and the note is ``s + r``: the source is the floor of the sound, so a decoder that
-learns little still plays the source's timbre and pitch, where the plain form's decoder could
-shrink its source away (measured in session 6: 14-18% identity from a source that alone names 51%).
+(:data:`IN_PHASE`). In training its input is the mu-law past of ``r`` and its softmax target
+``r``'s class, with ``s`` the learned source of the crop's own embedding on the locked phase
+(which lines up the fundamental only), or, for the crops ``--source-forcing`` picks, the source
+measured from the crop's own past (every harmonic's amplitude and phase), detached either way:
+the target is a class, nothing flows back through it. At generation the engines sample ``r``
+exactly as any other model's samples, on the free-running phase, and the note is ``s + r``: the
+source is meant to be the floor of the sound, where the plain form's decoder could shrink its
+source away (measured in session 6: 14-18% identity from a source that alone names 51%).
+Measured in session 7: teacher-forced, the decoder predicts the residual at its true level (about
+-12 dB under the note with a measured source); generating, after 400 steps its residual grows to
+1.4-3 times the source, so the floor does not hold yet (docs/evaluation.md).
 
 The one place where the residual is formed (:func:`residual`) and where a note is put back
 together (:func:`add_source`); numpy or torch alike, as :mod:`nsynth_live.mulaw`.

@@ -447,7 +447,7 @@ class Trainer:
         return float(loss.detach())
 
     def _forward(self, net: torch.nn.Module, audio: torch.Tensor, pitch: torch.Tensor | None,
-                 noise: torch.Tensor | None, forced: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 noise: torch.Tensor | None, forced: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
                  ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Logits [B, 256, T] of the training objective, the learned source [B, 2, T] and its
         amplitudes per frame [B, K, F] (None for configs without one), with this run's excitation
@@ -665,6 +665,10 @@ def _check_settings(s: TrainSettings, cfg: ModelConfig) -> None:
         raise UserError(f"--source-forcing {s.source_forcing}: must be within 0..1")
     if not (s.harmonic_weight >= 0 and math.isfinite(s.harmonic_weight)):
         raise UserError(f"--harmonic-weight {s.harmonic_weight}: must be a number >= 0")
+    if cfg.source_residual and not s.excitation_lock:
+        # Without the lock the learned source's phase counts from the crop's start, unrelated to
+        # the note: the residual would be louder than the note itself.
+        raise UserError(f"config {cfg.name!r} is in the residual form: train it with --excitation-lock")
     if (s.source_forcing or s.harmonic_weight) and not cfg.source_harmonics:
         raise UserError(f"--source-forcing/--harmonic-weight: config {cfg.name!r} has no learned source (try live-hn)")
 

@@ -134,6 +134,28 @@ def test_training_scores_the_residual(nsynth_tiny, tmp_path):
     assert ckpt_io.load_checkpoint(tmp_path / "run")["config"]["source_residual"] is True
 
 
+def test_a_training_step_scores_the_residual_of_the_source_its_crops_hear(nsynth_tiny, tmp_path):
+    from nsynth_live.train import Trainer, nll_bits
+
+    s = dict(config="tiny-hn-res", data=str(nsynth_tiny), out=str(tmp_path / "step"), steps=1, batch_size=2,
+             crop=1024, lr=1e-12, checkpoint_every=100, valid_every=100, valid_notes=2, log_every=1, threads=1,
+             progress=False, excitation_lock=True, source_forcing=0.5, input_noise=0.1)
+    tr = Trainer(s)
+    with torch.no_grad():  # logits far from uniform, so that what is scored matters
+        for w in tr.model.decoder.parameters():
+            w.mul_(2.0)
+    batch = next(tr._batches())
+    audio, pitch = batch["audio"], batch["pitch"]
+    noise, forced = tr._input_noise(audio.shape), tr._forced_source(audio, pitch)  # pure functions of the step
+    with torch.no_grad(), tr._autocast():  # the step's own precision
+        logits, source, _ = tr._forward(tr.model, audio, pitch, noise, forced)
+        residual_bits = float(nll_bits(logits, tr.model.decoder_target(audio, source, forced)))
+        note_bits = float(nll_bits(logits, audio))
+    got = tr.train_step(batch)
+    assert abs(got - residual_bits) < 1e-4 * residual_bits
+    assert abs(got - note_bits) > 0.05  # scoring the note itself would be another figure
+
+
 def test_generate_plays_the_sampled_residual_over_the_source_at_its_level():
     model = _model()
     rng = np.random.default_rng(2)
@@ -187,7 +209,28 @@ def test_the_live_host_plays_a_residual_model_as_render_bank_does(model_and_expo
         synth = Synth(eng, bank, voices=1, seed=11)
         synth.apply(ev.NoteOn(1, 127), strict=True)
         host = np.concatenate([synth.render(b) for b in [100, 412, 300, 212, 512] + [256] * ((hold - 1536) // 256 + 1)])
-        sampled = rb.stream_classes(eng, [eng.add_voice()], np.ascontiguousarray(bank.presets[0].embedding[frames].T[None]),
-                                    np.array([60]), 2048, sampling.NoiseStream(11, [1]), 1.0, 1.0)
+        # The same note's classes alone (pitch 1, note id 1: the synth's first note on key 1).
+        slot = eng.add_voice()
+        sampled = rb.stream_classes(eng, [slot], np.ascontiguousarray(bank.presets[0].embedding[frames].T[None]),
+                                    np.array([1]), same, sampling.NoiseStream(11, [1]), 1.0, 1.0)
     np.testing.assert_allclose(host[:same], np.tanh(ours[:same]), rtol=0, atol=3e-7)
-    assert np.abs(ours[:2048] - mulaw.decode(sampled[0])).max() > 0.05  # render-bank adds the source too
+    assert np.abs(ours[:same] - mulaw.decode(sampled[0])).max() > 0.05  # render-bank adds the source too
+
+
+def test_an_exports_teacher_forced_nll_is_the_runs(model_and_export):
+    """evaluate scores a residual-form export as it scores the run: the residual of the learned
+    source on the note's locked phase, through ONNX Runtime, equal to PyTorch's."""
+    from nsynth_live.evaluate import EngineBackend, TorchBackend
+
+    model, export = model_and_export
+    rng = np.random.default_rng(7)
+    t = np.arange(2048) / 16000.0
+    audio = np.stack([0.3 * np.cos(2 * np.pi * 220 * t), 0.2 * np.cos(2 * np.pi * 330 * t + 1.0)]).astype(np.float32)
+    audio += 0.01 * rng.standard_normal(audio.shape).astype(np.float32)
+    pitch = np.array([57, 64])
+    ref, _ = TorchBackend(model).nll_and_embedding(audio, pitch)
+    got, _ = EngineBackend(export, "ort", max_voices=2).nll_and_embedding(audio, pitch)
+    np.testing.assert_allclose(got, ref, rtol=1e-4)
+    plain = WaveNetAutoencoder(ModelConfig.from_dict({**model.cfg.to_dict(), "source_residual": False})).eval()
+    plain.load_state_dict(model.state_dict())
+    assert np.abs(TorchBackend(plain).nll_and_embedding(audio, pitch)[0] - ref).max() > 0.05  # another target
