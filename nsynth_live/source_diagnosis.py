@@ -40,7 +40,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from nsynth_live import timbre
+from nsynth_live import SAMPLE_RATE, timbre
 from nsynth_live.excitation import measured_amplitudes
 from nsynth_live.sampling import Decoding
 
@@ -151,7 +151,8 @@ def preset_note_alone(model: Any, preset_notes: Sequence[tuple[np.ndarray, int]]
     return render
 
 
-def measured_through_decoder(backend: Any, notes: Sequence[np.ndarray], decoding: Decoding, seed: int) -> timbre.Render:
+def measured_through_decoder(backend: Any, notes: Sequence[np.ndarray], decoding: Decoding, seed: int,
+                             levels: list[float] | None = None) -> timbre.Render:
     """A :data:`~nsynth_live.timbre.Render` of the run's decoder hearing measured sources.
 
     Args:
@@ -159,13 +160,29 @@ def measured_through_decoder(backend: Any, notes: Sequence[np.ndarray], decoding
         notes: the source note of each job, in :func:`nsynth_live.timbre.source_keys` order (job i
             is rendered with noise voice id i, so ``voices`` index this list).
         decoding: temperature and excitation gain; seed: noise seed.
+        levels: for a residual-form run, a list each rendered note appends its sampled residual's
+            RMS over its source's to (from 0.25 s on, as the features): well below 1 when the
+            decoder adds to its source, above 1 when it drowns it (:mod:`nsynth_live.residual`).
     """
     cfg = backend.cfg
 
     def render(emb: np.ndarray, pitch: np.ndarray, n: int, voices: list[int]) -> np.ndarray:
         audio = np.stack([notes[v] for v in voices])
         frames = measured_frames(audio, pitch, cfg.source_harmonics, cfg.hop, emb.shape[-1])
-        return backend.generate(emb, pitch, n, seed, decoding, voices, source_frames=frames)
+        out = backend.generate(emb, pitch, n, seed, decoding, voices, source_frames=frames)
+        if levels is not None:
+            from nsynth_live.residual import in_phase
+
+            with torch.no_grad():
+                _, raw = backend.model.decoder.source(torch.from_numpy(emb), torch.from_numpy(np.asarray(pitch)), n,
+                                                      raw=True, frames=torch.from_numpy(frames))
+            src = in_phase(raw).float().numpy()
+            seg = slice(int(0.25 * SAMPLE_RATE), n)
+            for o, s in zip(out, src):
+                rms = float(np.sqrt(np.mean(s[seg] ** 2)))
+                if rms > 1e-4:  # a source with nothing audible says nothing about the residual
+                    levels.append(float(np.sqrt(np.mean((o[seg] - s[seg]) ** 2))) / rms)
+        return out
 
     return render
 
@@ -179,7 +196,8 @@ def diagnose(model: Any, backend: Any, bank: Any, data: Path, pitches: Sequence[
         {"measured_amplitudes_alone": {...}, "source_alone_own_note_embedding": {...},
         "preset_note_measured_alone": {...}, "source_alone": {...},
         "measured_source_through_decoder": {...}} with the keys identity,
-        identity_train, identity_held_out, in_tune, timbre_error_db.
+        identity_train, identity_held_out, in_tune, timbre_error_db; for a residual-form run the
+        last also has ``residual_to_source`` (see :func:`measured_through_decoder`).
     """
     import soundfile as sf
 
@@ -193,15 +211,19 @@ def diagnose(model: Any, backend: Any, bank: Any, data: Path, pitches: Sequence[
     with torch.no_grad():
         own = [model.encode(torch.from_numpy(np.asarray(a, np.float32)[None]))[0].numpy() for a in notes]
     keep = ("identity", "identity_train", "identity_held_out", "in_tune", "timbre_error_db")
+    levels: list[float] | None = [] if model.cfg.source_residual else None
     out = {}
     for name, render in (("measured_amplitudes_alone", measured_alone(model, notes)),
                          ("source_alone_own_note_embedding", source_alone(model, own)),
                          ("preset_note_measured_alone", preset_note_alone(model, [own_note[k[0]] for k in keys])),
                          ("source_alone", source_alone(model)),
-                         ("measured_source_through_decoder", measured_through_decoder(backend, notes, decoding, seed))):
+                         ("measured_source_through_decoder",
+                          measured_through_decoder(backend, notes, decoding, seed, levels))):
         log(f"diagnosis: {name.replace('_', ' ')}")
         r = timbre.evaluate_timbre(render, model.cfg.hop, bank, data, pitches, seconds, presets, pairs=0, batch=batch)
         out[name] = {k: r[k] for k in keep}
+    if levels:
+        out["measured_source_through_decoder"]["residual_to_source"] = float(np.median(levels))
     return out
 
 
@@ -213,4 +235,8 @@ def format_diagnosis(d: dict[str, dict[str, Any]]) -> str:
             return "  -  " if x is None else f"{100 * x:4.1f}%"
         lines.append(f"  {name.replace('_', ' '):38s} {pct(r['identity'])} ({pct(r['identity_train'])} / "
                      f"{pct(r['identity_held_out'])})   {pct(r['in_tune'])}   {r['timbre_error_db']:.1f} dB")
+    for r in d.values():
+        if "residual_to_source" in r:
+            lines.append(f"  the sampled residual's RMS over the measured source's (median): {r['residual_to_source']:.2f}"
+                         " (residual form; well below 1 when the decoder adds to its source)")
     return "\n".join(lines)

@@ -16,8 +16,9 @@ from nsynth_live.evaluate import RunFusedBackend
 from nsynth_live.excitation import midi_to_hz
 from nsynth_live.host.bank import Bank, Preset
 from nsynth_live.nsynth import load_examples
-from nsynth_live.source_diagnosis import (diagnose, measured_alone, measured_frames, measured_through_decoder,
-                                         preset_note_alone, source_alone, transposed_frames)
+from nsynth_live.source_diagnosis import (diagnose, format_diagnosis, measured_alone, measured_frames,
+                                         measured_through_decoder, preset_note_alone, source_alone,
+                                         transposed_frames)
 
 
 def test_measured_frames_are_each_harmonics_amplitude_at_frame_starts():
@@ -86,6 +87,38 @@ def test_the_measured_amplitudes_alone_resynthesise_a_harmonic_note_and_own_embe
         ref = model.decoder.source(torch.from_numpy(own[0][None, :, :63]), torch.tensor([57]), 4000, raw=True)[1][:, 0]
     np.testing.assert_allclose(got, ref.numpy())
     assert not np.allclose(got, source_alone(model)(emb, np.array([57]), 4000, [0]))
+
+
+def test_a_residual_runs_diagnosis_reports_its_sampled_residual_against_its_source():
+    """For each note rendered over a measured source, the residual-form decoder's output less that
+    source (its in-phase sum), over the source: what the notes' audio says, recomputed here."""
+    from nsynth_live.residual import in_phase
+
+    torch.manual_seed(0)
+    model = WaveNetAutoencoder(get_config("tiny-hn-res")).eval()
+    with torch.no_grad():
+        model.decoder.excitation.weight.mul_(20)
+    backend = RunFusedBackend(model, max_voices=2, threads=1)
+    dec = sampling.Decoding(temperature=1.0, excitation_gain=1.0)
+    t = np.arange(64000) / SAMPLE_RATE
+    notes = [(0.3 * np.cos(2 * np.pi * f * t)).astype(np.float32) for f in (float(midi_to_hz(np.array([q]))[0])
+                                                                          for q in (57, 64))]
+    emb = np.zeros((2, 16, 16), np.float32)
+    pitch = np.array([57, 64])
+    levels: list[float] = []
+    out = measured_through_decoder(backend, notes, dec, 0, levels)(emb, pitch, 8000, [0, 1])
+    frames = measured_frames(np.stack(notes), pitch, 8, 512, 16)
+    with torch.no_grad():
+        _, raw = model.decoder.source(torch.from_numpy(emb), torch.from_numpy(pitch), 8000, raw=True,
+                                      frames=torch.from_numpy(frames))
+    src = in_phase(raw).numpy()[:, 4000:]
+    expected = [float(np.sqrt(np.mean((o[4000:] - s) ** 2) / np.mean(s ** 2))) for o, s in zip(out, src)]
+    np.testing.assert_allclose(levels, expected, rtol=1e-5)
+    assert all(x > 0 for x in levels)
+    row = {"identity": 0.1, "identity_train": 0.1, "identity_held_out": None, "in_tune": 0.5, "timbre_error_db": 12.0}
+    table = format_diagnosis({"measured_source_through_decoder": {**row, "residual_to_source": 2.5}})
+    assert "RMS over the measured source's (median): 2.50" in table
+    assert "residual" not in format_diagnosis({"measured_source_through_decoder": row})
 
 
 def test_the_presets_note_is_played_at_other_pitches_harmonic_by_harmonic():
