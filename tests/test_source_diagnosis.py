@@ -43,14 +43,20 @@ def bank_and_data(nsynth_tiny):
                 presets=presets), nsynth_tiny
 
 
-def test_the_diagnostic_renders_run_and_the_measured_source_reaches_the_decoder(bank_and_data):
-    bank, data = bank_and_data
+def _heard_source_run(config: str, voices: int):
+    """A random model of ``config`` whose decoder really hears its source (random init barely
+    does), its fused backend, and a plain decoding."""
     torch.manual_seed(0)
-    model = WaveNetAutoencoder(get_config("tiny-hn")).eval()
+    model = WaveNetAutoencoder(get_config(config)).eval()
     with torch.no_grad():
         model.decoder.excitation.weight.mul_(20)
-    backend = RunFusedBackend(model, max_voices=4, threads=1)
-    dec = sampling.Decoding(temperature=1.0, excitation_gain=1.0)
+    return model, RunFusedBackend(model, max_voices=voices, threads=1), sampling.Decoding(temperature=1.0,
+                                                                                         excitation_gain=1.0)
+
+
+def test_the_diagnostic_renders_run_and_the_measured_source_reaches_the_decoder(bank_and_data):
+    bank, data = bank_and_data
+    model, backend, dec = _heard_source_run("tiny-hn", 4)
     emb = np.stack([p.embedding[:63].T for p in bank.presets[:2]])
     pitch = np.array([60, 60])
     alone = source_alone(model)(emb, pitch, 32000, [0, 1])
@@ -94,12 +100,7 @@ def test_a_residual_runs_diagnosis_reports_its_sampled_residual_against_its_sour
     source (its in-phase sum), over the source: what the notes' audio says, recomputed here."""
     from nsynth_live.residual import in_phase
 
-    torch.manual_seed(0)
-    model = WaveNetAutoencoder(get_config("tiny-hn-res")).eval()
-    with torch.no_grad():
-        model.decoder.excitation.weight.mul_(20)
-    backend = RunFusedBackend(model, max_voices=2, threads=1)
-    dec = sampling.Decoding(temperature=1.0, excitation_gain=1.0)
+    model, backend, dec = _heard_source_run("tiny-hn-res", 2)
     t = np.arange(64000) / SAMPLE_RATE
     notes = [(0.3 * np.cos(2 * np.pi * f * t)).astype(np.float32) for f in (float(midi_to_hz(np.array([q]))[0])
                                                                           for q in (57, 64))]
