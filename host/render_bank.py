@@ -255,8 +255,22 @@ def note_frames(regions: dict[str, int], frames: int, hop: int, n_samples: int, 
     return out, end
 
 
+def note_amplitudes(engine: Engine, embedding: np.ndarray, pitch: np.ndarray, n_samples: int) -> np.ndarray | None:
+    """A learned source's amplitudes over whole notes, [V, frames, K] (small: computed at once), or
+    None for a model without one.
+
+    Args:
+        engine: the engine; embedding: float32 [V, bottleneck, frames']; pitch: int64 [V];
+        n_samples: the notes' length (frames = its hops, rounded up).
+    """
+    if not engine.cfg.source_harmonics:
+        return None
+    return engine.source_amplitudes(np.ascontiguousarray(embedding[:, :, : -(-n_samples // engine.cfg.hop)]), pitch)
+
+
 def stream_classes(engine: Engine, slots: Sequence[int], embedding: np.ndarray, pitch: np.ndarray, n_samples: int,
-                   noise: NoiseStream, temperature: float, excitation_gain: float = 1.0) -> np.ndarray:
+                   noise: NoiseStream, temperature: float, excitation_gain: float = 1.0,
+                   amplitudes: np.ndarray | None = None) -> np.ndarray:
     """Generate ``n_samples`` per voice from per-frame embeddings, conditioning a window at a time.
 
     The same calls as :func:`nsynth_live.host.engines.render_frames` (blocks of one hop, aligned to frames),
@@ -270,6 +284,8 @@ def stream_classes(engine: Engine, slots: Sequence[int], embedding: np.ndarray, 
         noise: the voices' noise streams.
         temperature: > 0.
         excitation_gain: factor on the excitation (models with one).
+        amplitudes: a learned source's [V, frames, K] (:func:`note_amplitudes`) when the caller has
+            them already; None: computed here.
 
     Returns:
         int64 [V, n_samples] mu-law classes.
@@ -280,8 +296,7 @@ def stream_classes(engine: Engine, slots: Sequence[int], embedding: np.ndarray, 
     out = np.empty((nv, n_samples), np.int64)
     switch = np.full(nv, hop, np.int64)  # blocks are whole frames: never switch mid-block
     cond_pitch = pitch if cfg.pitch_conditioning else None
-    # A learned source's amplitudes: the whole note at once ([V, frames, K] is small).
-    amps = engine.source_amplitudes(embedding[:, :, :frames], pitch) if cfg.source_harmonics else None
+    amps = note_amplitudes(engine, embedding, pitch, n_samples) if amplitudes is None else amplitudes
     for w0 in range(0, frames, COND_WINDOW):
         cond = engine.condition(embedding[:, :, w0 : min(w0 + COND_WINDOW, frames)], cond_pitch)  # [V, w, C]
         for f in range(w0, min(w0 + COND_WINDOW, frames)):
@@ -311,18 +326,17 @@ def render_notes(engine: Engine, items: Sequence[Item], n_samples: int, hold: in
     plans = [note_frames(it.sound.regions, it.sound.embedding.shape[0], hop, n_samples, hold) for it in items]
     length = min(n_samples, max(end + FADE_SAMPLES for _, end in plans))  # silence after every note's end
     emb = np.stack([it.sound.embedding[frames] for it, (frames, _) in zip(items, plans)]).transpose(0, 2, 1)
+    emb = np.ascontiguousarray(emb, np.float32)
     pitch = np.array([it.pitch for it in items], np.int64)
+    amps = note_amplitudes(engine, emb, pitch, length)  # the decoder hears it; a residual-form note adds it
     slots = [engine.add_voice() for _ in items]
     try:
-        classes = stream_classes(engine, slots, np.ascontiguousarray(emb, np.float32), pitch, length,
-                                 NoiseStream(seed, [it.note_id for it in items]), temperature, excitation_gain)
+        classes = stream_classes(engine, slots, emb, pitch, length, NoiseStream(seed, [it.note_id for it in items]),
+                                 temperature, excitation_gain, amps)
     finally:
         for s in slots:
             engine.remove_voice(s)
     audio = np.zeros((len(items), n_samples), np.float32)
-    amps = None
-    if engine.cfg.source_residual:  # the note is its source plus the sampled residual
-        amps = engine.source_amplitudes(np.ascontiguousarray(emb[:, :, : -(-length // hop)], np.float32), pitch)
     audio[:, :length] = note_audio(engine.cfg, classes, amps, pitch)
     for row, (_, end) in zip(audio, plans):
         if end < n_samples:  # the release frames are over: the host's fade-out, then silence

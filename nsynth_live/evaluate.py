@@ -179,16 +179,17 @@ class EngineBackend:
         measure them: the learned source on the note's locked phase (the free-running one would
         leave the source's phase error in the residual), heard at unit level [B, T, 2], and the
         note less its in-phase sum [B, T]."""
-        from nsynth_live.excitation import locked_phase, unit_source, upsample_frames
-        from nsynth_live.residual import in_phase, residual
+        from nsynth_live.excitation import locked_phase, upsample_frames
+        from nsynth_live.host.engines import source_excitation
+        from nsynth_live.residual import residual
 
         phase = locked_phase(torch.from_numpy(np.asarray(audio, np.float32)), torch.from_numpy(np.asarray(pitch))).numpy()
         up = upsample_frames(np.asarray(amps, np.float32).transpose(0, 2, 1), audio.shape[-1], self.cfg.hop)
-        unit, sums = unit_source(up, phase)
-        return np.ascontiguousarray(unit.transpose(0, 2, 1)), residual(np.asarray(audio, np.float32), in_phase(sums))
+        heard, level = source_excitation(up, pitch, 0, with_level=True, phase=phase)
+        return heard, residual(np.asarray(audio, np.float32), level)
 
     def generate(self, emb, pitch, n, seed, decoding, voices):
-        from nsynth_live.host.engines import render_frames
+        from nsynth_live.host.engines import note_audio, render_frames
         from nsynth_live import sampling
 
         eng = self.engine
@@ -201,8 +202,6 @@ class EngineBackend:
         finally:
             for slot in slots:
                 eng.remove_voice(slot)
-        from nsynth_live.host.engines import note_audio
-
         return note_audio(self.cfg, classes, amps, pitch)
 
 

@@ -48,9 +48,10 @@ def voice_excitation(cfg: ModelConfig, pitch: Sequence[int] | np.ndarray, start:
 
 
 def source_excitation(amps: np.ndarray, pitch: Sequence[int] | np.ndarray, start: Any, gain: float = 1.0,
-                      with_level: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+                      with_level: bool = False, phase: np.ndarray | None = None
+                      ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """The learned source as the decoder hears it (:func:`nsynth_live.excitation.unit_source`)
-    from per-sample amplitudes, on the free-running phase since note-on.
+    from per-sample amplitudes, on the free-running phase since note-on (or ``phase``).
 
     Args:
         amps: float32 [V, K, n] harmonic amplitudes of each sample.
@@ -58,11 +59,14 @@ def source_excitation(amps: np.ndarray, pitch: Sequence[int] | np.ndarray, start
         gain: factor on the excitation.
         with_level: also return the source at its own level, [V, n] float32 (no gain): what a
             residual-form model's note adds to its sampled residual (:mod:`nsynth_live.residual`).
+        phase: float64 [V, n] fundamental phase instead of the free-running one (a teacher-forced
+            score's locked phase, :meth:`nsynth_live.evaluate.EngineBackend.nll_and_embedding`).
 
     Returns:
         float32 [V, n, 2] (and the [V, n] source at its level, with ``with_level``).
     """
-    phase = free_phase(np.asarray(pitch, np.int64), amps.shape[2], start, SAMPLE_RATE)
+    if phase is None:
+        phase = free_phase(np.asarray(pitch, np.int64), amps.shape[2], start, SAMPLE_RATE)
     unit, sums = unit_source(np.asarray(amps, np.float32), phase)
     if gain != 1.0:
         unit *= np.float32(gain)
