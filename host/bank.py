@@ -5,10 +5,13 @@ Layout::
     BANK/bank.json      {"format": "nsynth-live-bank", "version": 1, "name", "hop", "sample_rate",
                          "bottleneck", "frames", "presets": [...], "corners": [4 names] | null}
     BANK/<file>.npy     one preset: float32 [frames, bottleneck], loaded with allow_pickle=False
+    BANK/<harmonics_file>.npy   optional: float32 [frames, K], its source note's measured
+                        harmonic amplitudes (:mod:`nsynth_live.harmonics`)
 
-A preset entry is ``{"name", "file", "source_pitch", "tags", "regions", "provenance"}`` where
-``regions`` is ``{"sustain_start", "sustain_end", "release_start"}`` in frames (see
-:mod:`host.trajectory`). Every check that can fail is done before anything is written, files are
+A preset entry is ``{"name", "file", "source_pitch", "tags", "regions", "provenance"}`` and,
+optionally, ``"harmonics_file"``, where ``regions`` is ``{"sustain_start", "sustain_end",
+"release_start"}`` in frames (see :mod:`host.trajectory`). Older readers ignore the harmonics;
+every preset of a bank that has them has the same K. Every check that can fail is done before anything is written, files are
 written to temporary names and renamed into place, and ``bank.json`` is replaced last: a command
 that fails leaves the bank exactly as it was.
 
@@ -47,6 +50,9 @@ class Preset:
         regions: sustain and release boundaries in frames (:mod:`host.trajectory`); the attack is
             everything before the sustain.
         provenance: where it came from (source file, model hash, ...).
+        harmonics: float32 [frames, K] or None: its source note's harmonic amplitudes, measured
+            at ``source_pitch`` on the embedding's frames (:func:`nsynth_live.harmonics.measure`);
+            a model with a learned source plays them in its source network's place.
     """
 
     name: str
@@ -55,6 +61,7 @@ class Preset:
     tags: list[str] = field(default_factory=list)
     regions: dict[str, int] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    harmonics: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def frames(self) -> int:
@@ -146,6 +153,18 @@ def _check_regions(bank: Path, name: str, regions: Any, frames: int) -> dict[str
     return r
 
 
+def _load_harmonics(bank: Path, name: str, file: Any, frames: int) -> np.ndarray | None:
+    """A preset's optional harmonics file: None when the entry names none."""
+    if file is None:
+        return None
+    arr = _load_npy(bank / str(file), str(file), bank)
+    if arr.dtype != np.float32 or arr.ndim != 2 or arr.shape[0] != frames or arr.shape[1] < 1:
+        raise _fail(bank, f"preset {name!r}: harmonics {file} is {arr.dtype} {arr.shape}, expected float32 ({frames}, K)")
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        raise _fail(bank, f"preset {name!r}: harmonics {file} holds negative, NaN or infinite amplitudes")
+    return arr
+
+
 def load_bank(path: str | os.PathLike[str]) -> Bank:
     """Read and validate a bank folder.
 
@@ -197,7 +216,11 @@ def load_bank(path: str | os.PathLike[str]) -> Bank:
             name=name, embedding=arr, source_pitch=pitch, tags=[str(t) for t in e.get("tags", [])],
             regions=_check_regions(bank, name, e.get("regions"), frames),
             provenance=dict(e.get("provenance", {})),
+            harmonics=_load_harmonics(bank, name, e.get("harmonics_file"), frames),
         ))
+    ks = {p.harmonics.shape[1] for p in presets if p.harmonics is not None}
+    if len(ks) > 1:
+        raise _fail(bank, f"presets' harmonics files have different harmonic counts {sorted(ks)}; re-encode them with one model")
 
     corners = meta.get("corners")
     if corners is not None:
@@ -215,6 +238,22 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _put_npy(path: Path, arr: np.ndarray, file: str, stem: str, used: set[str]) -> str:
+    """Write ``arr`` into the bank unless ``file`` already holds exactly it; returns its file name.
+
+    A new or changed array gets a fresh name, so the current bank.json stays valid until it is
+    replaced."""
+    data = _npy_bytes(arr)
+    if not (file and (path / file).is_file() and (path / file).read_bytes() == data):
+        name, n = f"{stem}.npy", 1
+        while name in used or (path / name).exists():
+            name, n = f"{stem}.{n}.npy", n + 1
+        atomic_write_bytes(path / name, data)
+        file = name
+    used.add(file)
+    return file
+
+
 def save_bank(bank: Bank) -> Path:
     """Write a whole bank (new or updated) to ``bank.path``.
 
@@ -224,11 +263,12 @@ def save_bank(bank: Bank) -> Path:
     """
     path = bank.path
     path.mkdir(parents=True, exist_ok=True)
-    old: dict[str, str] = {}  # preset name -> file, as the current bank.json has them
+    old: dict[tuple[str, str], str] = {}  # (preset name, key) -> file, as the current bank.json has them
     if (path / BANK_JSON).is_file():
         try:
-            old = {e["name"]: e["file"] for e in json.loads((path / BANK_JSON).read_text())["presets"]}
-        except (json.JSONDecodeError, KeyError, TypeError):
+            old = {(e["name"], key): e[key] for e in json.loads((path / BANK_JSON).read_text())["presets"]
+                   for key in ("file", "harmonics_file") if isinstance(e.get(key), str)}
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             old = {}
     old_files = set(old.values())
     names = [p.name for p in bank.presets]
@@ -238,32 +278,33 @@ def save_bank(bank: Bank) -> Path:
     if bank.corners is not None and (len(bank.corners) != 4 or any(c not in names for c in bank.corners)):
         raise _fail(path, f"corners must name 4 presets of the bank, got {bank.corners!r}")
 
+    ks = {np.shape(p.harmonics)[-1] for p in bank.presets if p.harmonics is not None}
+    if len(ks) > 1:
+        raise _fail(path, f"presets' harmonics have different harmonic counts {sorted(ks)}")
     entries, used = [], set(old_files)
     for p in bank.presets:
         emb = np.asarray(p.embedding, dtype=np.float32)
         if emb.shape != (bank.frames, bank.bottleneck) or not np.isfinite(emb).all():
             raise _fail(path, f"preset {p.name!r}: embedding must be finite [{bank.frames}, {bank.bottleneck}]")
         _check_regions(path, p.name, p.regions, bank.frames)
-        data = _npy_bytes(emb)
-        file = old.get(p.name, "")
-        if not (file and (path / file).is_file() and (path / file).read_bytes() == data):
-            # A new or changed preset: a fresh name, so the current bank.json stays valid.
-            stem, n = slug(p.name), 1
-            file = f"{stem}.npy"
-            while file in used or (path / file).exists():
-                file, n = f"{stem}.{n}.npy", n + 1
-            atomic_write_bytes(path / file, data)
-        used.add(file)
-        entries.append({
-            "name": p.name, "file": file, "source_pitch": int(p.source_pitch), "tags": list(p.tags),
+        entry: dict[str, Any] = {
+            "name": p.name, "file": _put_npy(path, emb, old.get((p.name, "file"), ""), slug(p.name), used),
+            "source_pitch": int(p.source_pitch), "tags": list(p.tags),
             "regions": {k: int(p.regions[k]) for k in REGION_KEYS}, "provenance": p.provenance,
-        })
+        }
+        if p.harmonics is not None:
+            h = np.asarray(p.harmonics, dtype=np.float32)
+            if h.ndim != 2 or h.shape[0] != bank.frames or not np.isfinite(h).all() or (h < 0).any():
+                raise _fail(path, f"preset {p.name!r}: harmonics must be finite, >= 0, [{bank.frames}, K]")
+            entry["harmonics_file"] = _put_npy(path, h, old.get((p.name, "harmonics_file"), ""),
+                                               slug(p.name) + ".harmonics", used)
+        entries.append(entry)
     meta = {
         "format": FORMAT, "version": VERSION, "name": bank.name, "hop": bank.hop,
         "sample_rate": bank.sample_rate, "bottleneck": bank.bottleneck, "frames": bank.frames,
         "presets": entries, "corners": bank.corners,
     }
     atomic_write_bytes(path / BANK_JSON, (json.dumps(meta, indent=2) + "\n").encode())
-    for f in old_files - {e["file"] for e in entries}:
+    for f in old_files - {e[key] for e in entries for key in ("file", "harmonics_file") if key in e}:
         (path / f).unlink(missing_ok=True)
     return path

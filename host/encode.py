@@ -3,7 +3,8 @@
 Any audio file libsndfile reads (WAV, FLAC, OGG, AIFF, MP3, ...) is mixed to mono, resampled to
 16 kHz with soxr, trimmed or zero-padded to an NSynth note's 4 s, and encoded into a trajectory
 of embedding frames. Its pitch (needed to play the preset at other pitches) is taken from
-``--pitch`` or estimated from the held part of the note.
+``--pitch`` or estimated from the held part of the note. For a model with a learned source the
+preset also carries its note's measured harmonic envelope (:mod:`nsynth_live.harmonics`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,16 @@ def estimate_pitch(audio: np.ndarray, path: str | Path) -> int:
     return int(np.clip(round(float(hz_to_midi(f0))), 0, 127))
 
 
+def measured_harmonics(audio: np.ndarray, pitch: int, harmonics: int, hop: int, frames: int) -> np.ndarray | None:
+    """A preset's harmonic envelope [frames, K] from its note [T] (:func:`nsynth_live.harmonics.measure`),
+    for a model with a learned source of K harmonics; None for one without (K = 0)."""
+    if not harmonics:
+        return None
+    from nsynth_live.harmonics import measure
+
+    return measure(audio[None], np.array([pitch]), harmonics, hop, frames)[0]
+
+
 def encode_files(
     files: Sequence[str | Path],
     export_dir: str | Path,
@@ -124,13 +135,15 @@ def encode_files(
     notes = [load_note(f, bank.frames * cfg.hop / SAMPLE_RATE) for f in files]
     front = OrtFrontEnd(info, threads=None, device="cpu")
     embeddings = front.encode(np.stack(notes))  # [B, bottleneck, frames]
+    pitches = [int(pitch) if pitch is not None else estimate_pitch(audio, f) for f, audio in zip(files, notes)]
     new: list[Preset] = []
-    for f, audio, emb in zip(files, notes, embeddings):
+    for f, audio, emb, p0 in zip(files, notes, embeddings, pitches):
         traj = np.ascontiguousarray(emb.T, dtype=np.float32)  # [frames, bottleneck]
         new.append(Preset(
             name=name or Path(f).stem,
             embedding=traj,
-            source_pitch=int(pitch) if pitch is not None else estimate_pitch(audio, f),
+            harmonics=measured_harmonics(audio, p0, cfg.source_harmonics, cfg.hop, traj.shape[0]),
+            source_pitch=p0,
             tags=list(tags),
             regions=default_regions(traj, cfg.hop, SAMPLE_RATE),
             provenance={

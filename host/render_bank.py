@@ -44,9 +44,10 @@ from nsynth_live.host.bank import Bank, slug
 from nsynth_live.host.engines import Engine, note_audio, voice_excitation
 from nsynth_live.host.model_files import ExportInfo
 from nsynth_live.host.synth import FADE_SAMPLES, velocity_gain
-from nsynth_live.host.trajectory import Cursor, bilinear, default_regions
+from nsynth_live.host.trajectory import Cursor, bilinear, bilinear_optional, default_regions
 from nsynth_live import SAMPLE_RATE, __version__
 from nsynth_live.errors import BadValue, UserError
+from nsynth_live.harmonics import at_pitch
 from nsynth_live.atomic import atomic_write_many
 from nsynth_live.level import OutputGain
 from nsynth_live.sampling import NoiseStream, check_excitation_gain
@@ -110,6 +111,9 @@ class Sound:
         embedding: float32 [frames, bottleneck] trajectory.
         regions: sustain / release frame boundaries (:mod:`host.trajectory`).
         grid: (i, j, x, y) of a grid point, None for a preset.
+        harmonics: float32 [frames, K'] measured harmonic amplitudes (the preset's, or the
+            corners' blend), which a model with a learned source plays in its source network's
+            place (:mod:`nsynth_live.harmonics`); None: the network's.
     """
 
     name: str
@@ -118,10 +122,13 @@ class Sound:
     embedding: np.ndarray = field(repr=False)
     regions: dict[str, int]
     grid: tuple[int, int, float, float] | None = None
+    harmonics: np.ndarray | None = field(default=None, repr=False)
 
     def describe(self) -> dict[str, Any]:
         """The sound as manifest JSON (no embedding)."""
         d: dict[str, Any] = {"name": self.name, "file": self.file, "id": self.sound_id, "regions": self.regions}
+        if self.harmonics is not None:  # absent otherwise: older renders' manifests and hashes stand
+            d["measured_harmonics"] = True
         if self.grid:
             d["grid"] = {"i": self.grid[0], "j": self.grid[1], "x": self.grid[2], "y": self.grid[3]}
         return d
@@ -148,7 +155,7 @@ def preset_sounds(bank: Bank, names: Sequence[str] | None = None) -> list[Sound]
             raise UserError(f"bank {bank.path}: presets {files[stem]!r} and {p.name!r} would share the file "
                             f"name {stem!r}; rename one")
         files[stem] = p.name
-        sounds.append(Sound(p.name, stem, index[p.name], p.embedding, dict(p.regions)))
+        sounds.append(Sound(p.name, stem, index[p.name], p.embedding, dict(p.regions), harmonics=p.harmonics))
     return sounds
 
 
@@ -169,6 +176,7 @@ def grid_sounds(bank: Bank, n: int, hop: int) -> list[Sound]:
     corners = [bank.get(c) for c in bank.corners]  # (0,0), (1,0), (0,1), (1,1)
     index = {p.name: i for i, p in enumerate(bank.presets)}
     emb = tuple(p.embedding for p in corners)
+    harm = tuple(p.harmonics for p in corners)
     sounds = []
     for i in range(n):
         for j in range(n):
@@ -178,11 +186,11 @@ def grid_sounds(bank: Bank, n: int, hop: int) -> list[Sound]:
             if corner is not None:
                 p = corners[corner]
                 sounds.append(Sound(f"grid {i},{j}", f"grid-{i}-{j}", index[p.name], p.embedding,
-                                    dict(p.regions), grid))
+                                    dict(p.regions), grid, p.harmonics))
             else:
                 traj = bilinear(emb, x, y)  # type: ignore[arg-type]
                 sounds.append(Sound(f"grid {i},{j}", f"grid-{i}-{j}", GRID_ID_BASE + i * n + j, traj,
-                                    default_regions(traj, hop), grid))
+                                    default_regions(traj, hop), grid, bilinear_optional(harm, x, y)))
     return sounds
 
 
@@ -255,17 +263,23 @@ def note_frames(regions: dict[str, int], frames: int, hop: int, n_samples: int, 
     return out, end
 
 
-def note_amplitudes(engine: Engine, embedding: np.ndarray, pitch: np.ndarray, n_samples: int) -> np.ndarray | None:
+def note_amplitudes(engine: Engine, embedding: np.ndarray, pitch: np.ndarray, n_samples: int,
+                    harmonics: np.ndarray | None = None) -> np.ndarray | None:
     """A learned source's amplitudes over whole notes, [V, frames, K] (small: computed at once), or
     None for a model without one.
 
     Args:
         engine: the engine; embedding: float32 [V, bottleneck, frames']; pitch: int64 [V];
         n_samples: the notes' length (frames = its hops, rounded up).
+        harmonics: float32 [V, frames', K'] the notes' measured harmonics on the same frames, played
+            in the source network's place (:func:`nsynth_live.harmonics.at_pitch`); None: the network's.
     """
     if not engine.cfg.source_harmonics:
         return None
-    return engine.source_amplitudes(np.ascontiguousarray(embedding[:, :, : -(-n_samples // engine.cfg.hop)]), pitch)
+    frames = -(-n_samples // engine.cfg.hop)
+    if harmonics is not None:
+        return at_pitch(harmonics[:, :frames], pitch, engine.cfg.source_harmonics)
+    return engine.source_amplitudes(np.ascontiguousarray(embedding[:, :, :frames]), pitch)
 
 
 def stream_classes(engine: Engine, slots: Sequence[int], embedding: np.ndarray, pitch: np.ndarray, n_samples: int,
@@ -328,7 +342,10 @@ def render_notes(engine: Engine, items: Sequence[Item], n_samples: int, hold: in
     emb = np.stack([it.sound.embedding[frames] for it, (frames, _) in zip(items, plans)]).transpose(0, 2, 1)
     emb = np.ascontiguousarray(emb, np.float32)
     pitch = np.array([it.pitch for it in items], np.int64)
-    amps = note_amplitudes(engine, emb, pitch, length)  # the decoder hears it; a residual-form note adds it
+    harm = None
+    if all(it.sound.harmonics is not None for it in items):  # a batch of one render's sounds: all or none
+        harm = np.stack([it.sound.harmonics[frames] for it, (frames, _) in zip(items, plans)])
+    amps = note_amplitudes(engine, emb, pitch, length, harm)  # the decoder hears it; a residual-form note adds it
     slots = [engine.add_voice() for _ in items]
     try:
         classes = stream_classes(engine, slots, emb, pitch, length, NoiseStream(seed, [it.note_id for it in items]),
@@ -410,6 +427,8 @@ class Job:
         for s in self.sounds:
             h.update(json.dumps(s.describe(), sort_keys=True).encode())
             h.update(np.ascontiguousarray(s.embedding, np.float32).tobytes())
+            if s.harmonics is not None:
+                h.update(np.ascontiguousarray(s.harmonics, np.float32).tobytes())
         return h.hexdigest()
 
     def manifest(self, info: ExportInfo, engine: Engine) -> dict[str, Any]:

@@ -22,7 +22,8 @@ import numpy as np
 from nsynth_live.host import events as ev
 from nsynth_live.host.bank import Bank
 from nsynth_live.host.engines import Engine, lerp_rows, source_excitation, voice_excitation
-from nsynth_live.host.trajectory import Cursor, bilinear, default_regions, mix
+from nsynth_live.host.trajectory import Cursor, bilinear, bilinear_optional, default_regions, mix, mix_optional
+from nsynth_live.harmonics import at_pitch
 from nsynth_live import mulaw, sampling
 from nsynth_live.errors import UserError
 from nsynth_live.residual import add_source
@@ -84,8 +85,10 @@ class CondCache:
     block in one engine call, and are the engine's own output, bit for bit. Filled rows are never
     written again, so a voice may hold a view of one across a timbre change.
 
-    A model with a learned source also keeps its harmonic amplitudes per (pitch, frame)
-    (:meth:`Engine.source_amplitudes`, computed with the same misses).
+    A model with a learned source also keeps its harmonic amplitudes per (pitch, frame): the
+    timbre's measured harmonics played at that pitch when it has them
+    (:func:`nsynth_live.harmonics.at_pitch`), else its source network's
+    (:meth:`Engine.source_amplitudes`), computed with the same misses.
 
     Args:
         engine: computes the rows.
@@ -99,12 +102,15 @@ class CondCache:
         self.harmonics = engine.cfg.source_harmonics
         self.calls = 0  # engine calls made (for tests and profiling)
         self.trajectory = np.zeros((1, engine.cfg.bottleneck), np.float32)
+        self.measured: np.ndarray | None = None  # [frames, K'] the timbre's measured harmonics
         # key -> ([F, C] rows, [F, K] amplitudes or None, filled [F])
         self._rows: OrderedDict[int, tuple[np.ndarray, np.ndarray | None, np.ndarray]] = OrderedDict()
 
-    def reset(self, trajectory: np.ndarray) -> None:
-        """A new timbre, float32 [frames, bottleneck]: forget every row."""
+    def reset(self, trajectory: np.ndarray, harmonics: np.ndarray | None = None) -> None:
+        """A new timbre, float32 [frames, bottleneck] (and its measured harmonics [frames, K'] or
+        None): forget every row."""
         self.trajectory = trajectory
+        self.measured = harmonics
         self._rows = OrderedDict()
 
     def _key(self, pitch: int) -> int:
@@ -140,7 +146,11 @@ class CondCache:
         emb = np.stack([self.trajectory[s : s + w].T for s in starts])  # [B, bottleneck, w]
         pitch = np.array([k for k, _ in misses], np.int64) if self.pitched else None
         cond = self.engine.condition(emb, pitch)  # [B, w, C]
-        amps = self.engine.source_amplitudes(emb, pitch) if self.harmonics else None  # [B, w, K]
+        amps = None
+        if self.harmonics and self.measured is not None:
+            amps = at_pitch(np.stack([self.measured[s : s + w] for s in starts]), pitch, self.harmonics)
+        elif self.harmonics:
+            amps = self.engine.source_amplitudes(emb, pitch)  # [B, w, K]
         self.calls += 1
         for j, ((key, _), s) in enumerate(zip(misses, starts)):
             table, amp_table, filled = self._rows[key]
@@ -199,12 +209,14 @@ class Synth:
         self._sel: tuple = (bank.presets[0].name,)
         self._xy = [0.5, 0.5]
         self._cond = CondCache(engine, self.cfg.pitch_conditioning)
-        self._set_timbre(bank.presets[0].embedding, bank.presets[0].regions or None)
+        self._set_timbre(bank.presets[0].embedding, bank.presets[0].regions or None, bank.presets[0].harmonics)
         if bank.corners:
             self._corners = tuple(bank.get(n).embedding for n in bank.corners)
+            self._corner_harmonics = tuple(bank.get(n).harmonics for n in bank.corners)
             self.corner_names: tuple[str, ...] | None = tuple(bank.corners)
         else:
             self._corners = None
+            self._corner_harmonics = None
             self.corner_names = None
         # Per-block buffers, allocated once for every slot (flat, so that the first V rows of
         # any shape are one contiguous array for the engine).
@@ -256,17 +268,18 @@ class Synth:
             self._mode, self._sel = "preset", (p.name,)
             # The bank's stored regions, as render-bank uses them (they may be hand-edited);
             # blends below have none stored and find theirs from their own frames.
-            self._set_timbre(p.embedding, p.regions or None)
+            self._set_timbre(p.embedding, p.regions or None, p.harmonics)
         elif isinstance(e, ev.Mix):
             a, b = self.bank.get(e.a), self.bank.get(e.b)
             self._mode, self._sel = "mix", (a.name, b.name, e.t)
-            self._set_timbre(mix(a.embedding, b.embedding, e.t))
+            self._set_timbre(mix(a.embedding, b.embedding, e.t), harmonics=mix_optional(a.harmonics, b.harmonics, e.t))
         elif isinstance(e, ev.Corners):
             picked = [self.bank.get(k) for k in e.presets]
             self._corners = tuple(p.embedding for p in picked)
+            self._corner_harmonics = tuple(p.harmonics for p in picked)
             self.corner_names = tuple(p.name for p in picked)
             self._mode = "xy"
-            self._set_timbre(bilinear(self._corners, *self._xy))
+            self._set_xy_timbre()
         elif isinstance(e, ev.XY):
             if e.x is not None:
                 self._xy[0] = e.x
@@ -275,7 +288,7 @@ class Synth:
             if self._corners is None:
                 raise UserError("XY moved but no corner presets are set (send /nsynth/corners first)")
             self._mode = "xy"
-            self._set_timbre(bilinear(self._corners, *self._xy))
+            self._set_xy_timbre()
         elif isinstance(e, ev.Gain):
             self.gain = float(e.gain)
         elif isinstance(e, ev.Temperature):
@@ -303,10 +316,16 @@ class Synth:
                 "corners": list(self.corner_names) if self.corner_names else None, "gain": float(self.gain),
                 "temperature": float(self.temperature), "excitation_gain": float(self.excitation_gain)}
 
-    def _set_timbre(self, trajectory: np.ndarray, regions: dict[str, int] | None = None) -> None:
+    def _set_timbre(self, trajectory: np.ndarray, regions: dict[str, int] | None = None,
+                    harmonics: np.ndarray | None = None) -> None:
         self._timbre = trajectory
         self._regions = default_regions(trajectory, self.hop) if regions is None else regions
-        self._cond.reset(trajectory)
+        self._cond.reset(trajectory, harmonics)
+
+    def _set_xy_timbre(self) -> None:
+        """The corners blended at the pad's position: embeddings, and harmonics where all four have them."""
+        self._set_timbre(bilinear(self._corners, *self._xy),
+                         harmonics=bilinear_optional(self._corner_harmonics, *self._xy))
 
     def prepare(self) -> None:
         """Do the one-time work (opening the conditioner, importing the excitation) now, not at the

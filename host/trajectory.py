@@ -57,6 +57,18 @@ def bilinear(corners: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], x: 
     return out.astype(np.float32)
 
 
+def mix_optional(a: np.ndarray | None, b: np.ndarray | None, t: float) -> np.ndarray | None:
+    """:func:`mix` of two optional per-frame arrays (a preset's harmonics): None unless both are given."""
+    return None if a is None or b is None else mix(a, b, t)
+
+
+def bilinear_optional(corners: tuple[np.ndarray | None, ...], x: float, y: float) -> np.ndarray | None:
+    """:func:`bilinear` of four optional per-frame arrays: None unless all four are given."""
+    if any(c is None for c in corners):
+        return None
+    return bilinear(corners, x, y)  # type: ignore[arg-type]
+
+
 def default_regions(embedding: np.ndarray, hop: int, sample_rate: int = 16000,
                     note_off_s: float = NOTE_OFF_SECONDS) -> dict[str, int]:
     """Sustain and release regions of a trajectory, from the NSynth protocol and its frames.

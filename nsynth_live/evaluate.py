@@ -97,11 +97,19 @@ class RunFusedBackend(TorchBackend):
 
     @torch.no_grad()
     def generate(self, emb: np.ndarray, pitch: np.ndarray | None, n: int, seed: int, decoding: Decoding,
-                 voices: list[int], source_frames: np.ndarray | None = None) -> np.ndarray:
+                 voices: list[int], source_frames: np.ndarray | None = None,
+                 harmonics: np.ndarray | None = None) -> np.ndarray:
         """As :meth:`TorchBackend.generate`; ``source_frames`` [B, K, F]: harmonic amplitudes
-        replacing the source network's (a learned source only; :mod:`nsynth_live.source_diagnosis`)."""
+        replacing the source network's (a learned source only; :mod:`nsynth_live.source_diagnosis`);
+        ``harmonics`` [B, F, K']: the notes' measured harmonics, played at their pitch in its place
+        (:func:`nsynth_live.harmonics.at_pitch`)."""
         from nsynth_live import sampling
         from nsynth_live.host.engines import render_frames
+
+        if harmonics is not None and self.cfg.source_harmonics:
+            from nsynth_live.harmonics import at_pitch
+
+            source_frames = at_pitch(harmonics, pitch, self.cfg.source_harmonics).transpose(0, 2, 1)
 
         decoder = self.model.decoder
         e = torch.from_numpy(emb)
@@ -188,13 +196,21 @@ class EngineBackend:
         heard, level = source_excitation(up, pitch, 0, with_level=True, phase=phase)
         return heard, residual(np.asarray(audio, np.float32), level)
 
-    def generate(self, emb, pitch, n, seed, decoding, voices):
+    def generate(self, emb, pitch, n, seed, decoding, voices, harmonics=None):
+        """Notes [B, n] from embeddings [B, C, F]; ``harmonics`` [B, F, K']: their measured
+        harmonics, played in a learned source's place (:func:`nsynth_live.harmonics.at_pitch`)."""
         from nsynth_live.host.engines import note_audio, render_frames
         from nsynth_live import sampling
 
         eng = self.engine
         cond = eng.condition(emb, pitch)
-        amps = eng.source_amplitudes(emb, pitch) if self.cfg.source_harmonics else None
+        amps = None
+        if self.cfg.source_harmonics and harmonics is not None:
+            from nsynth_live.harmonics import at_pitch
+
+            amps = at_pitch(harmonics[:, : cond.shape[1]], pitch, self.cfg.source_harmonics)
+        elif self.cfg.source_harmonics:
+            amps = eng.source_amplitudes(emb, pitch)
         slots = [eng.add_voice() for _ in range(cond.shape[0])]
         try:
             classes = render_frames(eng, slots, cond, n, sampling.NoiseStream(seed, voices), decoding.temperature,

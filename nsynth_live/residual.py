@@ -11,9 +11,11 @@ the target is a class, nothing flows back through it. At generation the engines 
 exactly as any other model's samples, on the free-running phase, and the note is ``s + r``: the
 source is meant to be the floor of the sound, where the plain form's decoder could shrink its
 source away (measured in session 6: 14-18% identity from a source that alone names 51%).
-Measured in session 7: teacher-forced, the decoder predicts the residual at its true level (about
--12 dB under the note with a measured source); generating, after 400 steps its residual grows to
-1.4-3 times the source, so the floor does not hold yet (docs/evaluation.md).
+Measured in session 8 (docs/evaluation.md): generating at pitch lock 1 with a measured source,
+the sampled residual is 3-5% of the source's RMS (teacher-forced the true residual is about a
+quarter of it), so the note keeps its source; at pitch lock 3.5 the decoder hears its source
+louder than in training and its residual grows to the source's own level. (Session 7's "1.4-3
+times the source" compared the note with the quadrature channel, a scratch script's mistake.)
 
 The one place where the residual is formed (:func:`residual`) and where a note is put back
 together (:func:`add_source`); numpy or torch alike, as :mod:`nsynth_live.mulaw`.

@@ -43,6 +43,7 @@ import torch
 from nsynth_live import SAMPLE_RATE, timbre
 from nsynth_live.excitation import measured_amplitudes
 from nsynth_live.sampling import Decoding
+from nsynth_live.residual import in_phase
 
 
 def measured_frames(audio: np.ndarray, pitch: np.ndarray, harmonics: int, hop: int, frames: int) -> np.ndarray:
@@ -69,7 +70,7 @@ def _synthesis(model: Any, emb: np.ndarray, pitch: np.ndarray, n: int, frames: n
     with torch.no_grad():
         _, raw = model.decoder.source(torch.from_numpy(emb), torch.from_numpy(pitch), n, raw=True,
                                       frames=None if frames is None else torch.from_numpy(frames))
-    return raw[:, 0].float().numpy()
+    return in_phase(raw).float().numpy()  # the channel a residual-form note adds (same spectrum as the other)
 
 
 def source_alone(model: Any, own: Sequence[np.ndarray] | None = None) -> timbre.Render:
@@ -171,8 +172,6 @@ def measured_through_decoder(backend: Any, notes: Sequence[np.ndarray], decoding
         frames = measured_frames(audio, pitch, cfg.source_harmonics, cfg.hop, emb.shape[-1])
         out = backend.generate(emb, pitch, n, seed, decoding, voices, source_frames=frames)
         if levels is not None:
-            from nsynth_live.residual import in_phase
-
             with torch.no_grad():
                 _, raw = backend.model.decoder.source(torch.from_numpy(emb), torch.from_numpy(np.asarray(pitch)), n,
                                                       raw=True, frames=torch.from_numpy(frames))

@@ -218,7 +218,7 @@ def source_keys(src: dict[tuple[str, int], np.ndarray], names: Sequence[str]) ->
     return sorted(src, key=lambda k: (list(names).index(k[0]), k[1]))
 
 
-def reencode(bank: Any, data: Path, encode: Callable[[np.ndarray], np.ndarray]) -> Any:
+def reencode(bank: Any, data: Path, encode: Callable[[np.ndarray], np.ndarray], harmonics: int = 0) -> Any:
     """A copy of ``bank`` whose presets are encoded anew from their source notes in ``data``.
 
     A training run's encoder moves as it trains, so a candidate is judged on embeddings of its
@@ -227,7 +227,12 @@ def reencode(bank: Any, data: Path, encode: Callable[[np.ndarray], np.ndarray]) 
     Args:
         bank: the bank; data: the dataset holding each preset's source note.
         encode: audio [1, T] float32 -> embedding [1, C, F].
+        harmonics: K > 0: also measure each source note's first K harmonics on the same frames
+            (:func:`nsynth_live.harmonics.measure`), as ``encode`` stores them for a learned-source
+            model; 0: the presets keep what they carry.
     """
+    from nsynth_live.harmonics import measure
+
     import dataclasses
 
     import soundfile as sf
@@ -240,7 +245,10 @@ def reencode(bank: Any, data: Path, encode: Callable[[np.ndarray], np.ndarray]) 
             raise UserError(f"preset {p.name!r}: its source note {name!r} is not in {data}")
         audio = sf.read(index[name], dtype="float32")[0][None]
         emb = np.asarray(encode(audio))[0].T.astype(np.float32)  # [F, C]
-        presets.append(dataclasses.replace(p, embedding=emb[: p.embedding.shape[0]]))
+        frames = p.embedding.shape[0]
+        harm = measure(audio, np.array([p.source_pitch]), harmonics, bank.hop, frames)[0] if harmonics \
+            else p.harmonics
+        presets.append(dataclasses.replace(p, embedding=emb[:frames], harmonics=harm))
     return dataclasses.replace(bank, presets=presets)
 
 
@@ -276,17 +284,23 @@ def blend_pairs(presets: Sequence[Any], count: int = 10, seed: int = 0) -> list[
 # ----------------------------------------------------------------------------- rendering
 
 
-Render = Callable[[np.ndarray, np.ndarray, int, list[int]], np.ndarray]
-"""(emb [B, C, F], pitch [B], n samples, noise voice ids [B]) -> audio [B, n]."""
+Render = Callable[..., np.ndarray]
+"""(emb [B, C, F], pitch [B], n samples, noise voice ids [B]) -> audio [B, n]; called with
+``harmonics=`` float32 [B, F, K'] too (the jobs' measured harmonics, :mod:`nsynth_live.harmonics`)
+when the evaluation plays the presets' measured harmonics."""
+
+Job = tuple[np.ndarray, int, "np.ndarray | None"]
+"""(trajectory [frames, C], pitch, measured harmonics [frames, K'] or None)."""
 
 
-def render_jobs(render: Render, jobs: Sequence[tuple[np.ndarray, int]], seconds: float, hop: int,
+def render_jobs(render: Render, jobs: Sequence[Job], seconds: float, hop: int,
                 batch: int, first_voice: int = 0) -> list[np.ndarray]:
-    """Render (trajectory [frames, C], pitch) jobs in batches.
+    """Render (trajectory, pitch, harmonics) jobs in batches.
 
     Args:
         render: the model (see :data:`Render`).
-        jobs: each note's embedding trajectory and pitch.
+        jobs: each note's embedding trajectory, pitch and measured harmonics (None for every job,
+            or for none).
         seconds: note length; hop: samples per frame; batch: notes per call.
         first_voice: noise voice id of the first job (ids run on), so a note's noise depends on
             its place in the job list only.
@@ -296,9 +310,14 @@ def render_jobs(render: Render, jobs: Sequence[tuple[np.ndarray, int]], seconds:
     out: list[np.ndarray] = []
     for i in range(0, len(jobs), batch):
         chunk = jobs[i : i + batch]
-        emb = np.stack([_frames(t, frames).T for t, _ in chunk]).astype(np.float32)  # [B, C, F]
-        pitch = np.array([q for _, q in chunk], np.int64)
-        out.extend(render(emb, pitch, n, list(range(first_voice + i, first_voice + i + len(chunk)))))
+        emb = np.stack([_frames(t, frames).T for t, _, _ in chunk]).astype(np.float32)  # [B, C, F]
+        pitch = np.array([q for _, q, _ in chunk], np.int64)
+        voices = list(range(first_voice + i, first_voice + i + len(chunk)))
+        if chunk[0][2] is None:
+            out.extend(render(emb, pitch, n, voices))
+        else:
+            harm = np.stack([_frames(h, frames) for _, _, h in chunk]).astype(np.float32)  # [B, F, K']
+            out.extend(render(emb, pitch, n, voices, harmonics=harm))
     return out
 
 
@@ -314,7 +333,8 @@ def _frames(trajectory: np.ndarray, frames: int) -> np.ndarray:
 
 def evaluate_timbre(render: Render, hop: int, bank: Any, data: Path, pitches: Sequence[int], seconds: float = 2.0,
                     presets: Sequence[str] | None = None, pairs: int = 10, blend_pitches: Sequence[int] = BLEND_PITCHES,
-                    batch: int = 16, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+                    batch: int = 16, log: Callable[[str], None] = lambda s: None,
+                    harmonics: bool = False) -> dict[str, Any]:
     """The whole timbre evaluation of one model on one bank (see the module docstring).
 
     Args:
@@ -330,6 +350,8 @@ def evaluate_timbre(render: Render, hop: int, bank: Any, data: Path, pitches: Se
         batch: notes per render call (the noise of each note depends on its place in the job
             list only, :func:`render_jobs`).
         log: progress lines.
+        harmonics: play the presets' measured harmonics (``render`` gets them; every judged
+            preset must carry them) rather than leave the source to the model.
 
     Returns:
         JSON-ready dict: ceiling, identity (all / training / held-out instruments), per-preset
@@ -339,6 +361,11 @@ def evaluate_timbre(render: Render, hop: int, bank: Any, data: Path, pitches: Se
     chosen = list(bank.presets) if presets is None else [bank.get(n) for n in presets]
     if len(chosen) < 2:
         raise UserError("a timbre evaluation needs at least two presets")
+    if harmonics:
+        lacking = [p.name for p in chosen if p.harmonics is None]
+        if lacking:
+            raise UserError(f"bank {bank.path}: presets {', '.join(lacking[:5])} carry no measured harmonics "
+                            "(re-encode the bank with a learned-source model)")
     names = [p.name for p in chosen]
     src = load_source_notes(data, chosen, pitches)
     keys = source_keys(src, names)
@@ -349,7 +376,7 @@ def evaluate_timbre(render: Render, hop: int, bank: Any, data: Path, pitches: Se
     clf = IdentityClassifier.fit(x_src, y_src)
     labels = clf.labels
 
-    jobs = [(bank.get(name).embedding, q) for name, q in keys]
+    jobs = [(bank.get(name).embedding, q, bank.get(name).harmonics if harmonics else None) for name, q in keys]
     log(f"rendering {len(jobs)} notes of {seconds:g} s")
     audio = render_jobs(render, jobs, seconds, hop, batch)
     x_gen = np.stack([note_features(a, k[1], end_s=seconds) for a, k in zip(audio, keys)])
@@ -386,17 +413,18 @@ def evaluate_timbre(render: Render, hop: int, bank: Any, data: Path, pitches: Se
         "source_spread_db": spread_over_pitches(src_prof, pitches),
         "timbre_error_db": float(np.mean([np.sqrt(np.mean((prof[k] - src_prof[k]) ** 2)) for k in keys])),
         "labels": labels, "confusion": confusion.tolist(), "per_preset": rows,
+        "source": "measured harmonics" if harmonics else "model",
     }
     if pairs:
         result["blends"] = blend_curves(render, hop, bank, clf, blend_pairs(chosen, pairs), blend_pitches, seconds,
-                                        batch, len(jobs), log)
+                                        batch, len(jobs), log, harmonics)
         result["blends_monotonic"] = sum(b["monotonic"] for b in result["blends"])
     return result
 
 
 def blend_curves(render: Render, hop: int, bank: Any, clf: IdentityClassifier, pairs: Sequence[tuple[str, str]],
                  pitches: Sequence[int], seconds: float, batch: int, first_voice: int,
-                 log: Callable[[str], None] = lambda s: None) -> list[dict[str, Any]]:
+                 log: Callable[[str], None] = lambda s: None, harmonics: bool = False) -> list[dict[str, Any]]:
     """The blend test: P(b) / (P(a) + P(b)) along ``mix(a, b, t)`` for each pair.
 
     Args:
@@ -404,19 +432,23 @@ def blend_curves(render: Render, hop: int, bank: Any, clf: IdentityClassifier, p
         bank: holds the pairs' presets; clf: the identity classifier (it knows a and b).
         pairs: (a, b) preset names; pitches: each blend is rendered at these, and averaged.
         first_voice: noise id of the first blend note.
+        harmonics: blend the pairs' measured harmonics as well, as the host does.
 
     Returns:
         per pair: {"a", "b", "t", "p_b" (one value per t), "monotonic", "strictly"}.
     """
     from nsynth_live.host.trajectory import mix
 
-    jobs, where = [], []
+    jobs: list[Job] = []
+    where = []
     for a, b in pairs:
-        ea, eb = bank.get(a).embedding, bank.get(b).embedding
+        pa, pb = bank.get(a), bank.get(b)
+        ea, eb = pa.embedding, pb.embedding
         frames = min(ea.shape[0], eb.shape[0])
         for t in BLEND_STEPS:
+            h = mix(pa.harmonics[:frames], pb.harmonics[:frames], t) if harmonics else None
             for q in pitches:
-                jobs.append((mix(ea[:frames], eb[:frames], t), q))
+                jobs.append((mix(ea[:frames], eb[:frames], t), q, h))
                 where.append((a, b, t, q))
     log(f"rendering {len(jobs)} blend notes ({len(pairs)} pairs x {len(BLEND_STEPS)} steps x {len(pitches)} pitches)")
     audio = render_jobs(render, jobs, seconds, hop, batch, first_voice)

@@ -16,6 +16,7 @@ from nsynth_live.evaluate import RunFusedBackend
 from nsynth_live.excitation import midi_to_hz
 from nsynth_live.host.bank import Bank, Preset
 from nsynth_live.nsynth import load_examples
+from nsynth_live.residual import IN_PHASE
 from nsynth_live.source_diagnosis import (diagnose, format_diagnosis, measured_alone, measured_frames,
                                          measured_through_decoder, preset_note_alone, source_alone,
                                          transposed_frames)
@@ -61,7 +62,7 @@ def test_the_diagnostic_renders_run_and_the_measured_source_reaches_the_decoder(
     pitch = np.array([60, 60])
     alone = source_alone(model)(emb, pitch, 32000, [0, 1])
     with torch.no_grad():
-        ref = model.decoder.source(torch.from_numpy(emb), torch.from_numpy(pitch), 32000, raw=True)[1][:, 0].numpy()
+        ref = model.decoder.source(torch.from_numpy(emb), torch.from_numpy(pitch), 32000, raw=True)[1][:, IN_PHASE].numpy()
     np.testing.assert_allclose(alone, ref)
     notes = [np.random.default_rng(i).uniform(-0.5, 0.5, 64000).astype(np.float32) for i in range(2)]
     own = backend.generate(emb, pitch, 4000, 0, dec, [0, 1])
@@ -90,7 +91,7 @@ def test_the_measured_amplitudes_alone_resynthesise_a_harmonic_note_and_own_embe
     own = [np.random.default_rng(1).standard_normal((16, 80)).astype(np.float32)]
     got = source_alone(model, own)(emb, np.array([57]), 4000, [0])
     with torch.no_grad():
-        ref = model.decoder.source(torch.from_numpy(own[0][None, :, :63]), torch.tensor([57]), 4000, raw=True)[1][:, 0]
+        ref = model.decoder.source(torch.from_numpy(own[0][None, :, :63]), torch.tensor([57]), 4000, raw=True)[1][:, IN_PHASE]
     np.testing.assert_allclose(got, ref.numpy())
     assert not np.allclose(got, source_alone(model)(emb, np.array([57]), 4000, [0]))
 

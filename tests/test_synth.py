@@ -80,7 +80,7 @@ class DirectRows:
     def __init__(self, engine):
         self.engine, self.trajectory = engine, None
 
-    def reset(self, trajectory):
+    def reset(self, trajectory, harmonics=None):
         self.trajectory = trajectory
 
     def ensure(self, wanted):

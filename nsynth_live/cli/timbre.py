@@ -43,6 +43,10 @@ def add_timbre(group: argparse._SubParsersAction) -> None:
                    help="with --run of a learned-source model: also judge a synthesis of the amplitudes measured in "
                    "the real notes, its source alone (from each note's own embedding and from the preset's) and its "
                    "decoder fed the measured sources (where the timbre is lost)")
+    p.add_argument("--source", default="auto", choices=["auto", "measured", "model"],
+                   help="a learned-source model's harmonics: the presets' measured ones (as the host plays a bank that "
+                   "carries them), the model's source network, or auto: measured where the presets carry them "
+                   "(with --run: always, measured anew from the source notes) (default auto)")
     add_decoding_args(p)
     p.add_argument("--json", default="timbre.json", help="result file (default timbre.json)")
     p.add_argument("--png", default=None, help="confusion matrix PNG (default: beside --json)")
@@ -87,8 +91,10 @@ def run_timbre(args: argparse.Namespace) -> int:
             with torch.no_grad():
                 return backend.model.encode(torch.from_numpy(audio)).numpy()
 
-        # The run's own embeddings of the presets' source notes, not another model's.
-        bank = timbre.reencode(bank, data, encode)
+        # The run's own embeddings of the presets' source notes, not another model's, and (unless
+        # --source model) their measured harmonics, as `encode` would store them.
+        k = backend.cfg.source_harmonics if args.source != "model" else 0
+        bank = timbre.reencode(bank, data, encode, harmonics=k)
     else:
         from nsynth_live.evaluate import EngineBackend
 
@@ -96,16 +102,24 @@ def run_timbre(args: argparse.Namespace) -> int:
         backend = EngineBackend(model, args.engine, max_voices=args.batch)
         what = f"export {model}"
     decoding = backend.decoding.override(args.temperature, args.excitation_gain)
+    judged = list(bank.presets) if presets is None else [bank.get(n) for n in presets]
+    carry = all(p.harmonics is not None for p in judged)
+    if args.source == "measured" and not backend.cfg.source_harmonics:
+        raise UserError(f"--source measured: {what} (config {backend.cfg.name!r}) has no learned source")
+    if args.source == "measured" and not carry:
+        raise UserError(f"--source measured: bank {bank.path} has presets without measured harmonics; re-encode it "
+                        "with a learned-source model")
+    measured = args.source != "model" and bool(backend.cfg.source_harmonics) and carry
 
-    def render(emb, pitch, n, voices):
-        return backend.generate(emb, pitch, n, args.seed, decoding, voices)
+    def render(emb, pitch, n, voices, harmonics=None):
+        return backend.generate(emb, pitch, n, args.seed, decoding, voices, harmonics=harmonics)
 
     lo, hi = args.pitches
     pitches = list(range(lo, hi + 1, args.step))
     t0 = time.perf_counter()
     result = timbre.evaluate_timbre(render, backend.cfg.hop, bank, data, pitches,
                                     args.seconds, presets, args.pairs, batch=args.batch,
-                                    log=lambda s: print(f"  {s}", file=sys.stderr))
+                                    log=lambda s: print(f"  {s}", file=sys.stderr), harmonics=measured)
     if args.diagnose:
         from nsynth_live.source_diagnosis import diagnose
 
@@ -117,7 +131,8 @@ def run_timbre(args: argparse.Namespace) -> int:
     from nsynth_live.benchmarks.machine import machine_info
 
     result["machine"] = machine_info()
-    print(f"timbre of {what} (temperature {decoding.temperature:g}, excitation gain {decoding.excitation_gain:g})")
+    played = ", the presets' measured harmonics" if measured else ""
+    print(f"timbre of {what} (temperature {decoding.temperature:g}, excitation gain {decoding.excitation_gain:g}{played})")
     print(timbre.format_table(result))
     if "diagnosis" in result:
         from nsynth_live.source_diagnosis import format_diagnosis
