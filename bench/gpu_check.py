@@ -260,10 +260,14 @@ def training_row(config: str, device: str, precision: str, steps: int, batch: in
 
     from nsynth_live.train import Trainer, TrainSettings
 
+    from nsynth_live.configs import get_config
+
     log_every = max(1, min(10, steps // 4))
+    # A residual-form config trains only on the locked phase (as its long run does).
+    lock = {"excitation_lock": True} if get_config(config).source_residual else {}
     settings = TrainSettings(config=config, data=str(data), out=str(out), steps=steps, batch_size=batch, crop=crop,
                              device=device, precision=precision, checkpoint_every=steps, valid_every=steps + 1,
-                             log_every=log_every, progress=False, threads=threads)
+                             log_every=log_every, progress=False, threads=threads, **lock)
     shutil.rmtree(out, ignore_errors=True)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()

@@ -222,7 +222,8 @@ class EngineBackend:
 
 
 def load_model(path: str | Path) -> torch.nn.Module:
-    """The EMA weights of a training run (a run folder or checkpoint file), in eval mode."""
+    """The EMA weights of a training run (a run folder or checkpoint file), in eval mode; its
+    ``checkpoint_step`` attribute is the step they were saved at."""
     from nsynth_live.autoencoder import WaveNetAutoencoder
     from nsynth_live.checkpoint import load_checkpoint
     from nsynth_live.configs import ModelConfig
@@ -231,6 +232,7 @@ def load_model(path: str | Path) -> torch.nn.Module:
     ckpt = load_checkpoint(path)
     model = WaveNetAutoencoder(ModelConfig.from_dict(ckpt["config"]))
     model.load_state_dict(ckpt["ema"]["shadow"])
+    model.checkpoint_step = int(ckpt.get("step", 0))  # which weights a report judged (a live run moves on)
     return model.eval()
 
 

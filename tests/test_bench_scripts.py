@@ -35,10 +35,10 @@ def test_bench_fused_runs_the_shipped_config_with_its_excitation(tmp_path):
                      "--peak-size", "128", "--json", str(out))
     assert res.returncode == 0, res.stderr
     report = json.loads(out.read_text())
-    assert report["configs"] == ["live", "live-sine"]  # the default: live and the shipped default's config
+    assert report["configs"] == ["live", "live-hn-res"]  # the default: live and the shipped default's config
     rows = {(r["config"], r["batch"]): r for r in report["rows"]}
-    assert set(rows) == {(c, b) for c in ("live", "live-sine") for b in (1, 2)}
-    assert rows[("live-sine", 2)]["excitation"] and not rows[("live", 2)]["excitation"]
+    assert set(rows) == {(c, b) for c in ("live", "live-hn-res") for b in (1, 2)}
+    assert rows[("live-hn-res", 2)]["excitation"] and not rows[("live", 2)]["excitation"]
     assert all(r["samples_per_s"] > 0 and r["block_ms_max"] >= r["block_ms_median"] > 0 for r in rows.values())
     check_machine_beside(report, report["rows"], res.stdout)
 
@@ -53,7 +53,7 @@ def test_bench_host_holds_voices_of_the_shipped_model(jack_server, tmp_path):
     report = json.loads(out.read_text())
     assert 1 <= report["latency_ms"]["trials"] <= 4
     shipped = report["voices"]["shipped"]
-    assert shipped["config"] == "live-sine" and shipped["excitation"]
+    assert shipped["config"] == "live-hn-res" and shipped["excitation"]
     assert [r["voices"] for r in shipped["rows"]] == [1]
     assert report["matmul_peak_gflops"] > 0
     check_machine_beside(report, shipped["rows"], res.stdout)

@@ -231,14 +231,14 @@ def test_bench_engines_writes_the_report(tmp_path):
 
 
 def test_bench_engines_measures_the_shipped_config_with_its_excitation(tmp_path, capsys):
-    """The shipped model's config (live-sine: an excitation input) streams through both engines,
+    """The shipped model's config (live-hn-res: a learned source, a 2-channel excitation) streams through both engines,
     each row beside the same run's MatMul peak and the CPU's name and SIMD level (table and JSON)."""
     from nsynth_live.benchmarks.engines import shipped_config
     from nsynth_live.benchmarks.machine import SIMD_LEVELS
     from nsynth_live.cli import main
 
     shipped = shipped_config()
-    assert shipped == "live-sine"
+    assert shipped == "live-hn-res"
     path = tmp_path / "engines.json"
     assert main(["bench", "engines", "--json", str(path), "--batches", "2", "--seconds", "0.01", "--repeats", "1",
                  "--peak-size", "128", "--threads", "1", "--configs", f"live,{shipped}"]) == 0

@@ -53,11 +53,11 @@ def test_quick_check_runs_on_the_cpu_and_names_every_skipped_cuda_part(tmp_path)
     skipped = {s["part"]: s["why"] for s in report["skipped"]}
     assert set(skipped) == {"engines paper cuda", "engines shipped cuda", "parity paper cuda vs cpu",
                             "parity shipped cuda vs cpu", "render-bank paper cuda",
-                            "training live-sine cuda", "training tiny cuda"}
+                            "training live-hn-res cuda", "training tiny cuda"}
     for part, why in skipped.items():
         assert (cuda_status()[1] in why) if not part.startswith("training") else "no CUDA device" in why
         assert f"SKIPPED {part}: {why}" in proc.stdout
-    assert report["models"]["paper"]["config"] == "tiny" and report["models"]["shipped"]["config"] == "live-sine"
+    assert report["models"]["paper"]["config"] == "tiny" and report["models"]["shipped"]["config"] == "live-hn-res"
     assert "random" in report["models"]["paper"]["weights"]
     # The CPU figures, at the quick sizes.
     engines = report["engines"]
@@ -75,7 +75,7 @@ def test_quick_check_runs_on_the_cpu_and_names_every_skipped_cuda_part(tmp_path)
     [bank] = report["render_bank"]
     assert bank["device"] == "cpu" and bank["notes"] == 2 and bank["notes_4s_per_hour"] > 0
     assert {(t["config"], t["device"], t["steps"]) for t in report["training"]} == {
-        ("live-sine", "cpu", 2), ("tiny", "cpu", 2)}
+        ("live-hn-res", "cpu", 2), ("tiny", "cpu", 2)}
     assert all(t["steps_per_s"] > 0 for t in report["training"])
     assert not (out / "train").exists()  # the checkpoints went; the report stays
     for header in ("engines (ort, IO binding)", "parity (same seed", "render-bank", "training (the project's trainer)"):
@@ -164,5 +164,5 @@ def test_a_spent_time_budget_skips_the_remaining_parts_and_still_writes_the_repo
     report = json.loads((out / "gpu_check.json").read_text())
     budget = [s for s in report["skipped"] if "time budget (--budget-s 0.001) was spent" in s["why"]]
     assert {s["part"] for s in budget} >= {"engines paper cpu", "engines shipped cpu", "render-bank paper cpu",
-                                           "training live-sine cpu", "training tiny cpu"}
+                                           "training live-hn-res cpu", "training tiny cpu"}
     assert report["engines"] == [] and report["training"] == [] and report["runtime"]["onnxruntime"]

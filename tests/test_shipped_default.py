@@ -25,3 +25,27 @@ def test_the_quoted_pitch_accuracy_was_measured_on_the_shipped_model_with_its_de
     assert neutral["weights_sha256"] == info.weights_sha256
     assert neutral["decoding"] == {"temperature": 1.0, "excitation_gain": 1.0}
     assert "temperature" in (DEFAULT / "HOW_IT_WAS_MADE.md").read_text()
+
+
+def test_the_quoted_timbre_was_measured_on_the_shipped_model_and_bank():
+    info = load_export(DEFAULT / "model")
+    bank = load_bank(DEFAULT / "bank")
+    measured = json.loads((DEFAULT / "timbre.json").read_text())
+    assert measured["weights_sha256"] == info.weights_sha256
+    assert measured["decoding"] == info.decoding.to_dict()
+    assert measured["presets"] == bank.names() and measured["pitches"] == list(range(36, 85))
+    assert measured["source"] == ("measured harmonics" if info.config.source_harmonics else "model")
+    quoted = f"{100 * measured['identity']:.1f}%"
+    assert f"**{quoted}**" in (DEFAULT / "HOW_IT_WAS_MADE.md").read_text()
+    assert quoted in (DEFAULT.parents[1] / "README.md").read_text()
+
+
+def test_a_learned_source_default_ships_each_presets_measured_harmonics():
+    info = load_export(DEFAULT / "model")
+    bank = load_bank(DEFAULT / "bank")
+    if not info.config.source_harmonics:
+        assert all(p.harmonics is None for p in bank.presets)
+        return
+    for p in bank.presets:
+        assert p.harmonics is not None and p.harmonics.shape == (bank.frames, info.config.source_harmonics), p.name
+        assert p.harmonics[8:63].max() > 1e-3, p.name  # the held part of a real note, not silence

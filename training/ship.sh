@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Ship a training run as the default model and bank (issue 9):
 #   [TEMPERATURE=T] [EXCITATION_GAIN=G] bash training/ship.sh [RUN] [DEST]
-#   default: training/live-sine -> presets/default, recommending temperature 0.3, excitation gain 3.5
+#   default: training/live-hn-res -> presets/default, recommending temperature 0.3, excitation gain 1
+#   (a residual-form model plays at pitch lock 1: docs/evaluation.md)
 # 1. export the run's EMA weights to DEST/model (ONNX + model.json, atomically), recommending the
 #    decoding settings T and G (model.json 'decoding': every command uses them unless told otherwise)
 # 2. encode the preset bank from the dataset's notes (training/make_bank.py) into DEST/bank, and
@@ -9,13 +10,15 @@
 # 3. measure pitch accuracy and timbre spread over MIDI 36-84 with every preset, with the
 #    recommended settings (DEST/pitch_accuracy.json) and with the neutral ones, T = 1 and G = 1
 #    (DEST/pitch_accuracy_neutral.json)
-# 4. write DEST/HOW_IT_WAS_MADE.md: data, commands, steps, training hours, the figures
+# 4. judge timbre (bench timbre: identity of every preset x MIDI 36-84, 2 s notes, and 10 blends)
+#    into DEST/timbre.json, its confusion matrix into docs/timbre_default.png
+# 5. write DEST/HOW_IT_WAS_MADE.md: data, commands, steps, training hours, the figures
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUN="${1:-training/live-sine}"
+RUN="${1:-training/live-hn-res}"
 DEST="${2:-presets/default}"
 TEMPERATURE="${TEMPERATURE:-0.3}"
-EXCITATION_GAIN="${EXCITATION_GAIN:-3.5}"
+EXCITATION_GAIN="${EXCITATION_GAIN:-1}"
 PY=.venv/bin/python
 NL=.venv/bin/nsynth-live
 mkdir -p "$DEST"
@@ -27,15 +30,19 @@ $PY bench/pitch_accuracy.py --model "$DEST/model" --bank "$DEST/bank" --pitches 
     --reference-data "$DATA" --json "$DEST/pitch_accuracy.json" | tail -3
 $PY bench/pitch_accuracy.py --model "$DEST/model" --bank "$DEST/bank" --pitches 36-84 --seconds 2 \
     --temperature 1 --excitation-gain 1 --json "$DEST/pitch_accuracy_neutral.json" | tail -3
+$NL bench timbre --model "$DEST/model" --bank "$DEST/bank" --data "$DATA" --json "$DEST/timbre.json" \
+    --png docs/timbre_default.png | grep -E "identity|in tune|blends rising"
 $PY - "$RUN" "$DEST" <<'EOF'
 import json, math, sys
 from pathlib import Path
 
 run, dest = Path(sys.argv[1]), Path(sys.argv[2])
-recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-steps = [r for r in recs if "loss_bits" in r]
 settings = json.loads((run / "settings.json").read_text())
 model = json.loads((dest / "model" / "model.json").read_text())
+# The run may have trained on since the export: count only what the shipped weights saw.
+recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+recs = [r for r in recs if r.get("step", 0) <= model["source"]["step"]]
+steps = [r for r in recs if "loss_bits" in r]
 # Training time from the logged rates: each record covers log_every steps at its steps/s.
 hours, prev = 0.0, 0
 for r in steps:
@@ -44,6 +51,7 @@ for r in steps:
     prev = r["step"]
 valid = [r for r in recs if "valid_bits" in r]
 pitch = json.loads((dest / "pitch_accuracy.json").read_text())
+timbre = json.loads((dest / "timbre.json").read_text()) if (dest / "timbre.json").exists() else None
 neutral = json.loads((dest / "pitch_accuracy_neutral.json").read_text())
 dec = model["decoding"]
 bank = json.loads((dest / "bank" / "bank.json").read_text())
@@ -93,7 +101,10 @@ if valid:
 lines += [
     f"- **Bank:** {len(bank['presets'])} presets encoded by this model from C4 notes (C3 for basses) of the "
     "training data with `training/make_bank.py` (held-out instruments included); corners "
-    + ", ".join(bank.get("corners") or []) + ".",
+    + ", ".join(bank.get("corners") or []) + "."
+    + (" Each preset carries its source note's measured harmonics (`harmonics_file`), which the model plays "
+       "in its source network's place (docs/design.md)." if all("harmonics_file" in p for p in bank["presets"]) else "")
+    + " Each preset's provenance names its source note's soundfont file, bank, program, pitch and velocity.",
     f"- **Decoding** (recommended in `model.json`, used by every command unless `--temperature` / "
     f"`--excitation-gain` say otherwise): temperature {dec['temperature']:g}, excitation gain {dec['excitation_gain']:g}.",
 ] + ([
@@ -107,9 +118,19 @@ lines += [
     f"- **Timbre spread** (mean distance between the presets' harmonic profiles at the same pitch): "
     f"{pitch['timbre_spread_db']:.1f} dB with the recommended decoding, {neutral['timbre_spread_db']:.1f} dB with "
     f"the neutral one, {pitch['reference_spread_db']:.1f} dB for the source instruments' own notes.",
+] + ([
+    f"- **Timbre** (`nsynth-live bench timbre`, {timbre['notes']} notes: every preset x MIDI "
+    f"{timbre['pitches'][0]}-{timbre['pitches'][-1]}, {timbre['seconds']:g} s): the classifier trained on the "
+    f"presets' source instruments names the right one for **{100 * timbre['identity']:.1f}%** of the rendered notes "
+    f"(ceiling {100 * timbre['ceiling']:.1f}%, chance {100 * timbre['chance']:.1f}%): "
+    f"{100 * timbre['identity_train']:.1f}% for presets of training instruments (ceiling "
+    f"{100 * timbre['ceiling_train']:.1f}%), {100 * timbre['identity_held_out']:.1f}% for held-out ones (ceiling "
+    f"{100 * timbre['ceiling_held_out']:.1f}%); {timbre['blends_monotonic']} of {len(timbre['blends'])} blends rise "
+    "monotonically from one preset to the other.",
+] if timbre else []) + [
     f"- **Size:** {size:.1f} MB.",
     "",
-    "Rebuild: `bash training/ship.sh " + f"{run} {dest}`.",
+    f"Rebuild: `TEMPERATURE={dec['temperature']:g} EXCITATION_GAIN={dec['excitation_gain']:g} bash training/ship.sh {run} {dest}`.",
 ]
 (dest / "HOW_IT_WAS_MADE.md").write_text("\n".join(lines) + "\n")
 print(f"{dest}: shipped; {100 * pitch['in_tune']:.1f}% in tune ({100 * neutral['in_tune']:.1f}% at T=1, gain 1), {size:.1f} MB")

@@ -83,7 +83,8 @@ def run_timbre(args: argparse.Namespace) -> int:
         from nsynth_live.evaluate import RunFusedBackend, load_model
 
         backend = RunFusedBackend(load_model(args.run), max_voices=args.batch)
-        what = f"run {args.run}"
+        what = f"run {args.run} at step {backend.model.checkpoint_step}"
+        weights = {"step": backend.model.checkpoint_step}
         if args.diagnose and not backend.cfg.source_harmonics:
             raise UserError(f"--diagnose: run {args.run} (config {backend.cfg.name!r}) has no learned source")
 
@@ -98,9 +99,12 @@ def run_timbre(args: argparse.Namespace) -> int:
     else:
         from nsynth_live.evaluate import EngineBackend
 
+        from nsynth_live.host.model_files import load_export
+
         model = model_or_default(args.model)
         backend = EngineBackend(model, args.engine, max_voices=args.batch)
         what = f"export {model}"
+        weights = {"weights_sha256": load_export(model).weights_sha256}
     decoding = backend.decoding.override(args.temperature, args.excitation_gain)
     judged = list(bank.presets) if presets is None else [bank.get(n) for n in presets]
     carry = all(p.harmonics is not None for p in judged)
@@ -126,6 +130,7 @@ def run_timbre(args: argparse.Namespace) -> int:
         result["diagnosis"] = diagnose(backend.model, backend, bank, data, pitches,
                                        args.seconds, presets, decoding, args.seed, args.batch,
                                        log=lambda s: print(f"  {s}", file=sys.stderr))
+    result.update(weights)  # which weights were judged: a run's step, an export's hash
     result.update(model=what, bank=str(bank.path), data=str(data),
                   decoding=decoding.to_dict(), seconds_taken=time.perf_counter() - t0)
     from nsynth_live.benchmarks.machine import machine_info
