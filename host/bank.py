@@ -7,9 +7,11 @@ Layout::
     BANK/<file>.npy     one preset: float32 [frames, bottleneck], loaded with allow_pickle=False
     BANK/<harmonics_file>.npy   optional: float32 [frames, K], its source note's measured
                         harmonic amplitudes (:mod:`nsynth_live.harmonics`)
+    BANK/<noise_file>.npy       optional: float32 [frames, 64], the noise between its harmonics
+                        measured in bands (:mod:`nsynth_live.noise`)
 
 A preset entry is ``{"name", "file", "source_pitch", "tags", "regions", "provenance"}`` and,
-optionally, ``"harmonics_file"``, where ``regions`` is ``{"sustain_start", "sustain_end",
+optionally, ``"harmonics_file"`` and ``"noise_file"``, where ``regions`` is ``{"sustain_start", "sustain_end",
 "release_start"}`` in frames (see :mod:`host.trajectory`). Older readers ignore the harmonics;
 every preset of a bank that has them has the same K. Every check that can fail is done before anything is written, files are
 written to temporary names and renamed into place, and ``bank.json`` is replaced last: a command
@@ -31,11 +33,14 @@ import numpy as np
 
 from nsynth_live.errors import UserError
 from nsynth_live.atomic import atomic_write_bytes
+from nsynth_live.noise import BANDS as NOISE_BANDS
 
 FORMAT = "nsynth-live-bank"
 VERSION = 1
 BANK_JSON = "bank.json"
 REGION_KEYS = ("sustain_start", "sustain_end", "release_start")
+FILE_KEYS = ("file", "harmonics_file", "noise_file")  # a preset entry's .npy files
+
 
 
 @dataclass
@@ -53,6 +58,8 @@ class Preset:
         harmonics: float32 [frames, K] or None: its source note's harmonic amplitudes, measured
             at ``source_pitch`` on the embedding's frames (:func:`nsynth_live.harmonics.measure`);
             a model with a learned source plays them in its source network's place.
+        noise: float32 [frames, BANDS] or None: the noise between its source note's harmonics,
+            per band (:func:`nsynth_live.noise.measure`); a residual-form model adds it to its notes.
     """
 
     name: str
@@ -62,6 +69,7 @@ class Preset:
     regions: dict[str, int] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     harmonics: np.ndarray | None = field(default=None, repr=False)
+    noise: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def frames(self) -> int:
@@ -153,15 +161,19 @@ def _check_regions(bank: Path, name: str, regions: Any, frames: int) -> dict[str
     return r
 
 
-def _load_harmonics(bank: Path, name: str, file: Any, frames: int) -> np.ndarray | None:
-    """A preset's optional harmonics file: None when the entry names none."""
+def _load_harmonics(bank: Path, name: str, file: Any, frames: int, width: int | None = None) -> np.ndarray | None:
+    """A preset's optional per-frame levels file (harmonics: any width K; noise: ``width``
+    bands): None when the entry names none."""
     if file is None:
         return None
     arr = _load_npy(bank / str(file), str(file), bank)
-    if arr.dtype != np.float32 or arr.ndim != 2 or arr.shape[0] != frames or arr.shape[1] < 1:
-        raise _fail(bank, f"preset {name!r}: harmonics {file} is {arr.dtype} {arr.shape}, expected float32 ({frames}, K)")
+    what = "harmonics" if width is None else "noise"
+    want = f"({frames}, {'K' if width is None else width})"
+    if arr.dtype != np.float32 or arr.ndim != 2 or arr.shape[0] != frames or arr.shape[1] < 1 or \
+            (width is not None and arr.shape[1] != width):
+        raise _fail(bank, f"preset {name!r}: {what} {file} is {arr.dtype} {arr.shape}, expected float32 {want}")
     if not np.isfinite(arr).all() or (arr < 0).any():
-        raise _fail(bank, f"preset {name!r}: harmonics {file} holds negative, NaN or infinite amplitudes")
+        raise _fail(bank, f"preset {name!r}: {what} {file} holds negative, NaN or infinite values")
     return arr
 
 
@@ -217,6 +229,7 @@ def load_bank(path: str | os.PathLike[str]) -> Bank:
             regions=_check_regions(bank, name, e.get("regions"), frames),
             provenance=dict(e.get("provenance", {})),
             harmonics=_load_harmonics(bank, name, e.get("harmonics_file"), frames),
+            noise=_load_harmonics(bank, name, e.get("noise_file"), frames, NOISE_BANDS),
         ))
     ks = {p.harmonics.shape[1] for p in presets if p.harmonics is not None}
     if len(ks) > 1:
@@ -267,7 +280,7 @@ def save_bank(bank: Bank) -> Path:
     if (path / BANK_JSON).is_file():
         try:
             old = {(e["name"], key): e[key] for e in json.loads((path / BANK_JSON).read_text())["presets"]
-                   for key in ("file", "harmonics_file") if isinstance(e.get(key), str)}
+                   for key in FILE_KEYS if isinstance(e.get(key), str)}
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             old = {}
     old_files = set(old.values())
@@ -298,6 +311,11 @@ def save_bank(bank: Bank) -> Path:
                 raise _fail(path, f"preset {p.name!r}: harmonics must be finite, >= 0, [{bank.frames}, K]")
             entry["harmonics_file"] = _put_npy(path, h, old.get((p.name, "harmonics_file"), ""),
                                                slug(p.name) + ".harmonics", used)
+        if p.noise is not None:
+            z = np.asarray(p.noise, dtype=np.float32)
+            if z.shape != (bank.frames, NOISE_BANDS) or not np.isfinite(z).all() or (z < 0).any():
+                raise _fail(path, f"preset {p.name!r}: noise must be finite, >= 0, [{bank.frames}, {NOISE_BANDS}]")
+            entry["noise_file"] = _put_npy(path, z, old.get((p.name, "noise_file"), ""), slug(p.name) + ".noise", used)
         entries.append(entry)
     meta = {
         "format": FORMAT, "version": VERSION, "name": bank.name, "hop": bank.hop,
@@ -305,6 +323,6 @@ def save_bank(bank: Bank) -> Path:
         "presets": entries, "corners": bank.corners,
     }
     atomic_write_bytes(path / BANK_JSON, (json.dumps(meta, indent=2) + "\n").encode())
-    for f in old_files - {e[key] for e in entries for key in ("file", "harmonics_file") if key in e}:
+    for f in old_files - {e[key] for e in entries for key in FILE_KEYS if key in e}:
         (path / f).unlink(missing_ok=True)
     return path

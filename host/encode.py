@@ -4,7 +4,8 @@ Any audio file libsndfile reads (WAV, FLAC, OGG, AIFF, MP3, ...) is mixed to mon
 16 kHz with soxr, trimmed or zero-padded to an NSynth note's 4 s, and encoded into a trajectory
 of embedding frames. Its pitch (needed to play the preset at other pitches) is taken from
 ``--pitch`` or estimated from the held part of the note. For a model with a learned source the
-preset also carries its note's measured harmonic envelope (:mod:`nsynth_live.harmonics`).
+preset also carries its note's measured harmonic envelope (:mod:`nsynth_live.harmonics`) and the
+noise between its harmonics (:mod:`nsynth_live.noise`).
 """
 
 from __future__ import annotations
@@ -81,6 +82,16 @@ def measured_harmonics(audio: np.ndarray, pitch: int, harmonics: int, hop: int, 
     return measure(audio[None], np.array([pitch]), harmonics, hop, frames)[0]
 
 
+def measured_noise(audio: np.ndarray, pitch: int, harmonics: int, hop: int, frames: int) -> np.ndarray | None:
+    """A preset's noise bands [frames, 64] from its note [T] (:func:`nsynth_live.noise.measure`),
+    for a model with a learned source of K harmonics; None for one without (K = 0)."""
+    if not harmonics:
+        return None
+    from nsynth_live.noise import measure
+
+    return measure(audio, pitch, hop, frames)
+
+
 def encode_files(
     files: Sequence[str | Path],
     export_dir: str | Path,
@@ -143,6 +154,7 @@ def encode_files(
             name=name or Path(f).stem,
             embedding=traj,
             harmonics=measured_harmonics(audio, p0, cfg.source_harmonics, cfg.hop, traj.shape[0]),
+            noise=measured_noise(audio, p0, cfg.source_harmonics, cfg.hop, traj.shape[0]),
             source_pitch=p0,
             tags=list(tags),
             regions=default_regions(traj, cfg.hop, SAMPLE_RATE),

@@ -48,6 +48,7 @@ from nsynth_live.host.trajectory import Cursor, bilinear, bilinear_optional, def
 from nsynth_live import SAMPLE_RATE, __version__
 from nsynth_live.errors import BadValue, UserError
 from nsynth_live.harmonics import at_pitch
+from nsynth_live.noise import note_noise, note_rng
 from nsynth_live.atomic import atomic_write_many
 from nsynth_live.level import OutputGain
 from nsynth_live.sampling import NoiseStream, check_excitation_gain
@@ -114,6 +115,8 @@ class Sound:
         harmonics: float32 [frames, K'] measured harmonic amplitudes (the preset's, or the
             corners' blend), which a model with a learned source plays in its source network's
             place (:mod:`nsynth_live.harmonics`); None: the network's.
+        noise: float32 [frames, BANDS] measured noise bands, which a residual-form model adds to
+            its notes (:mod:`nsynth_live.noise`); None: none.
     """
 
     name: str
@@ -123,12 +126,15 @@ class Sound:
     regions: dict[str, int]
     grid: tuple[int, int, float, float] | None = None
     harmonics: np.ndarray | None = field(default=None, repr=False)
+    noise: np.ndarray | None = field(default=None, repr=False)
 
     def describe(self) -> dict[str, Any]:
         """The sound as manifest JSON (no embedding)."""
         d: dict[str, Any] = {"name": self.name, "file": self.file, "id": self.sound_id, "regions": self.regions}
         if self.harmonics is not None:  # absent otherwise: older renders' manifests and hashes stand
             d["measured_harmonics"] = True
+        if self.noise is not None:
+            d["measured_noise"] = True
         if self.grid:
             d["grid"] = {"i": self.grid[0], "j": self.grid[1], "x": self.grid[2], "y": self.grid[3]}
         return d
@@ -155,7 +161,8 @@ def preset_sounds(bank: Bank, names: Sequence[str] | None = None) -> list[Sound]
             raise UserError(f"bank {bank.path}: presets {files[stem]!r} and {p.name!r} would share the file "
                             f"name {stem!r}; rename one")
         files[stem] = p.name
-        sounds.append(Sound(p.name, stem, index[p.name], p.embedding, dict(p.regions), harmonics=p.harmonics))
+        sounds.append(Sound(p.name, stem, index[p.name], p.embedding, dict(p.regions), harmonics=p.harmonics,
+                            noise=p.noise))
     return sounds
 
 
@@ -177,6 +184,7 @@ def grid_sounds(bank: Bank, n: int, hop: int) -> list[Sound]:
     index = {p.name: i for i, p in enumerate(bank.presets)}
     emb = tuple(p.embedding for p in corners)
     harm = tuple(p.harmonics for p in corners)
+    noise = tuple(p.noise for p in corners)
     sounds = []
     for i in range(n):
         for j in range(n):
@@ -186,11 +194,12 @@ def grid_sounds(bank: Bank, n: int, hop: int) -> list[Sound]:
             if corner is not None:
                 p = corners[corner]
                 sounds.append(Sound(f"grid {i},{j}", f"grid-{i}-{j}", index[p.name], p.embedding,
-                                    dict(p.regions), grid, p.harmonics))
+                                    dict(p.regions), grid, p.harmonics, p.noise))
             else:
                 traj = bilinear(emb, x, y)  # type: ignore[arg-type]
                 sounds.append(Sound(f"grid {i},{j}", f"grid-{i}-{j}", GRID_ID_BASE + i * n + j, traj,
-                                    default_regions(traj, hop), grid, bilinear_optional(harm, x, y)))
+                                    default_regions(traj, hop), grid, bilinear_optional(harm, x, y),
+                                    bilinear_optional(noise, x, y)))
     return sounds
 
 
@@ -353,8 +362,12 @@ def render_notes(engine: Engine, items: Sequence[Item], n_samples: int, hold: in
     finally:
         for s in slots:
             engine.remove_voice(s)
+    noise = None
+    if engine.cfg.source_residual and all(it.sound.noise is not None for it in items):
+        noise = np.stack([note_noise(it.sound.noise[frames], length, hop, note_rng(seed, it.note_id))
+                          for it, (frames, _) in zip(items, plans)])
     audio = np.zeros((len(items), n_samples), np.float32)
-    audio[:, :length] = note_audio(engine.cfg, classes, amps, pitch)
+    audio[:, :length] = note_audio(engine.cfg, classes, amps, pitch, noise)
     for row, (_, end) in zip(audio, plans):
         if end < n_samples:  # the release frames are over: the host's fade-out, then silence
             k = min(FADE_SAMPLES, n_samples - end)
@@ -427,8 +440,9 @@ class Job:
         for s in self.sounds:
             h.update(json.dumps(s.describe(), sort_keys=True).encode())
             h.update(np.ascontiguousarray(s.embedding, np.float32).tobytes())
-            if s.harmonics is not None:
-                h.update(np.ascontiguousarray(s.harmonics, np.float32).tobytes())
+            for extra in (s.harmonics, s.noise):
+                if extra is not None:
+                    h.update(np.ascontiguousarray(extra, np.float32).tobytes())
         return h.hexdigest()
 
     def manifest(self, info: ExportInfo, engine: Engine) -> dict[str, Any]:

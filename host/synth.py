@@ -24,6 +24,7 @@ from nsynth_live.host.bank import Bank
 from nsynth_live.host.engines import Engine, lerp_rows, source_excitation, voice_excitation
 from nsynth_live.host.trajectory import Cursor, bilinear, bilinear_optional, default_regions, mix, mix_optional
 from nsynth_live.harmonics import at_pitch
+from nsynth_live.noise import NoiseVoice, note_rng
 from nsynth_live import mulaw, sampling
 from nsynth_live.errors import UserError
 from nsynth_live.residual import add_source
@@ -56,6 +57,7 @@ class Voice:
     seed_id: int = 0
     t: int = 0  # samples played since note-on (the excitation's phase, for models with one)
     target: int | None = None  # a learned source's amplitudes glide from `frame`'s towards this frame's
+    noise: NoiseVoice | None = None  # a residual-form note's measured noise (the timbre's noise bands)
 
 
 @dataclass
@@ -209,14 +211,17 @@ class Synth:
         self._sel: tuple = (bank.presets[0].name,)
         self._xy = [0.5, 0.5]
         self._cond = CondCache(engine, self.cfg.pitch_conditioning)
-        self._set_timbre(bank.presets[0].embedding, bank.presets[0].regions or None, bank.presets[0].harmonics)
+        first = bank.presets[0]
+        self._set_timbre(first.embedding, first.regions or None, first.harmonics, first.noise)
         if bank.corners:
             self._corners = tuple(bank.get(n).embedding for n in bank.corners)
             self._corner_harmonics = tuple(bank.get(n).harmonics for n in bank.corners)
+            self._corner_noise = tuple(bank.get(n).noise for n in bank.corners)
             self.corner_names: tuple[str, ...] | None = tuple(bank.corners)
         else:
             self._corners = None
             self._corner_harmonics = None
+            self._corner_noise = None
             self.corner_names = None
         # Per-block buffers, allocated once for every slot (flat, so that the first V rows of
         # any shape are one contiguous array for the engine).
@@ -268,15 +273,17 @@ class Synth:
             self._mode, self._sel = "preset", (p.name,)
             # The bank's stored regions, as render-bank uses them (they may be hand-edited);
             # blends below have none stored and find theirs from their own frames.
-            self._set_timbre(p.embedding, p.regions or None, p.harmonics)
+            self._set_timbre(p.embedding, p.regions or None, p.harmonics, p.noise)
         elif isinstance(e, ev.Mix):
             a, b = self.bank.get(e.a), self.bank.get(e.b)
             self._mode, self._sel = "mix", (a.name, b.name, e.t)
-            self._set_timbre(mix(a.embedding, b.embedding, e.t), harmonics=mix_optional(a.harmonics, b.harmonics, e.t))
+            self._set_timbre(mix(a.embedding, b.embedding, e.t), harmonics=mix_optional(a.harmonics, b.harmonics, e.t),
+                             noise=mix_optional(a.noise, b.noise, e.t))
         elif isinstance(e, ev.Corners):
             picked = [self.bank.get(k) for k in e.presets]
             self._corners = tuple(p.embedding for p in picked)
             self._corner_harmonics = tuple(p.harmonics for p in picked)
+            self._corner_noise = tuple(p.noise for p in picked)
             self.corner_names = tuple(p.name for p in picked)
             self._mode = "xy"
             self._set_xy_timbre()
@@ -317,15 +324,18 @@ class Synth:
                 "temperature": float(self.temperature), "excitation_gain": float(self.excitation_gain)}
 
     def _set_timbre(self, trajectory: np.ndarray, regions: dict[str, int] | None = None,
-                    harmonics: np.ndarray | None = None) -> None:
+                    harmonics: np.ndarray | None = None, noise: np.ndarray | None = None) -> None:
         self._timbre = trajectory
         self._regions = default_regions(trajectory, self.hop) if regions is None else regions
         self._cond.reset(trajectory, harmonics)
+        # A residual-form model's notes add the timbre's measured noise (nsynth_live.noise).
+        self._timbre_noise = noise if self.cfg.source_residual else None
 
     def _set_xy_timbre(self) -> None:
-        """The corners blended at the pad's position: embeddings, and harmonics where all four have them."""
+        """The corners blended at the pad's position: embeddings, and harmonics and noise where all four have them."""
         self._set_timbre(bilinear(self._corners, *self._xy),
-                         harmonics=bilinear_optional(self._corner_harmonics, *self._xy))
+                         harmonics=bilinear_optional(self._corner_harmonics, *self._xy),
+                         noise=bilinear_optional(self._corner_noise, *self._xy))
 
     def prepare(self) -> None:
         """Do the one-time work (opening the conditioner, importing the excitation) now, not at the
@@ -359,6 +369,8 @@ class Synth:
         frames = self._timbre.shape[0]
         voice = Voice(slot, pitch, velocity, Cursor(self._regions, frames), self.clock, seed_id=self._note_ids)
         voice.frame = voice.cursor.next_frame()
+        if self._timbre_noise is not None:
+            voice.noise = NoiseVoice(note_rng(self.seed, self._note_ids))
         self._noise[slot] = rng = np.random.default_rng([self.seed, self._note_ids])
         rng.random(out=self._noise_chunk[slot])
         self._noise_pos[slot] = 0
@@ -503,6 +515,12 @@ class Synth:
         classes = self.engine.render_fast(slots, cond, switch, noise, self._temps[:nv], exc=exc)
         audio = DECODE[classes]  # float32 [V, n]
         if level is not None:
+            bands = self._timbre_noise
+            if bands is not None:  # each voice's noise, with its frame's bands (the next one's after `switch`)
+                for i, v in enumerate(voices):
+                    if v.noise is not None:
+                        now, then, sw = bands[v.frame], bands[nxt[i]] if i in nxt else None, int(switch[i])
+                        level[i] += v.noise.render(n, lambda j: now if then is None or j < sw else then)
             audio = add_source(audio, level)
         audio *= self._levels[:nv, None]
         for i, v in enumerate(voices):

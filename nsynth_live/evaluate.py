@@ -98,11 +98,12 @@ class RunFusedBackend(TorchBackend):
     @torch.no_grad()
     def generate(self, emb: np.ndarray, pitch: np.ndarray | None, n: int, seed: int, decoding: Decoding,
                  voices: list[int], source_frames: np.ndarray | None = None,
-                 harmonics: np.ndarray | None = None) -> np.ndarray:
+                 harmonics: np.ndarray | None = None, noise: np.ndarray | None = None) -> np.ndarray:
         """As :meth:`TorchBackend.generate`; ``source_frames`` [B, K, F]: harmonic amplitudes
         replacing the source network's (a learned source only; :mod:`nsynth_live.source_diagnosis`);
         ``harmonics`` [B, F, K']: the notes' measured harmonics, played at their pitch in its place
-        (:func:`nsynth_live.harmonics.at_pitch`)."""
+        (:func:`nsynth_live.harmonics.at_pitch`); ``noise`` [B, F, BANDS]: their measured noise
+        bands, added to a residual-form model's notes (:func:`added_noise`)."""
         from nsynth_live import sampling
         from nsynth_live.host.engines import render_frames
 
@@ -127,7 +128,10 @@ class RunFusedBackend(TorchBackend):
         if self.cfg.source_residual:
             from nsynth_live.residual import add_source, in_phase
 
-            return add_source(mulaw.decode(classes), in_phase(raw).float().numpy())
+            source = in_phase(raw).float().numpy()
+            if noise is not None:
+                source = source + added_noise(noise, n, self.cfg.hop, seed, voices)
+            return add_source(mulaw.decode(classes), source)
         return mulaw.decode(classes)
 
 
@@ -196,9 +200,10 @@ class EngineBackend:
         heard, level = source_excitation(up, pitch, 0, with_level=True, phase=phase)
         return heard, residual(np.asarray(audio, np.float32), level)
 
-    def generate(self, emb, pitch, n, seed, decoding, voices, harmonics=None):
+    def generate(self, emb, pitch, n, seed, decoding, voices, harmonics=None, noise=None):
         """Notes [B, n] from embeddings [B, C, F]; ``harmonics`` [B, F, K']: their measured
-        harmonics, played in a learned source's place (:func:`nsynth_live.harmonics.at_pitch`)."""
+        harmonics, played in a learned source's place (:func:`nsynth_live.harmonics.at_pitch`);
+        ``noise`` [B, F, BANDS]: their measured noise, added to a residual-form model's notes."""
         from nsynth_live.host.engines import note_audio, render_frames
         from nsynth_live import sampling
 
@@ -218,7 +223,16 @@ class EngineBackend:
         finally:
             for slot in slots:
                 eng.remove_voice(slot)
-        return note_audio(self.cfg, classes, amps, pitch)
+        added = added_noise(noise, n, self.cfg.hop, seed, voices) if noise is not None else None
+        return note_audio(self.cfg, classes, amps, pitch, added)
+
+
+def added_noise(noise: np.ndarray, n: int, hop: int, seed: int, voices: list[int]) -> np.ndarray:
+    """Notes' measured noise [B, n] from their bands [B, F, BANDS] (one row per frame from
+    note-on), each from its noise voice id's generator (:func:`nsynth_live.noise.note_rng`)."""
+    from nsynth_live.noise import note_noise, note_rng
+
+    return np.stack([note_noise(z, n, hop, note_rng(seed, v)) for z, v in zip(noise, voices)])
 
 
 def load_model(path: str | Path) -> torch.nn.Module:

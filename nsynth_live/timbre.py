@@ -227,11 +227,12 @@ def reencode(bank: Any, data: Path, encode: Callable[[np.ndarray], np.ndarray], 
     Args:
         bank: the bank; data: the dataset holding each preset's source note.
         encode: audio [1, T] float32 -> embedding [1, C, F].
-        harmonics: K > 0: also measure each source note's first K harmonics on the same frames
-            (:func:`nsynth_live.harmonics.measure`), as ``encode`` stores them for a learned-source
-            model; 0: the presets keep what they carry.
+        harmonics: K > 0: also measure each source note's first K harmonics and its noise bands
+            on the same frames (:func:`nsynth_live.harmonics.measure`, :func:`nsynth_live.noise.measure`),
+            as ``encode`` stores them for a learned-source model; 0: the presets keep what they carry.
     """
     from nsynth_live.harmonics import measure
+    from nsynth_live.noise import measure as measure_noise
 
     import dataclasses
 
@@ -248,7 +249,8 @@ def reencode(bank: Any, data: Path, encode: Callable[[np.ndarray], np.ndarray], 
         frames = p.embedding.shape[0]
         harm = measure(audio, np.array([p.source_pitch]), harmonics, bank.hop, frames)[0] if harmonics \
             else p.harmonics
-        presets.append(dataclasses.replace(p, embedding=emb[:frames], harmonics=harm))
+        noise = measure_noise(audio[0], p.source_pitch, bank.hop, frames) if harmonics else p.noise
+        presets.append(dataclasses.replace(p, embedding=emb[:frames], harmonics=harm, noise=noise))
     return dataclasses.replace(bank, presets=presets)
 
 
@@ -286,21 +288,23 @@ def blend_pairs(presets: Sequence[Any], count: int = 10, seed: int = 0) -> list[
 
 Render = Callable[..., np.ndarray]
 """(emb [B, C, F], pitch [B], n samples, noise voice ids [B]) -> audio [B, n]; called with
-``harmonics=`` float32 [B, F, K'] too (the jobs' measured harmonics, :mod:`nsynth_live.harmonics`)
-when the evaluation plays the presets' measured harmonics."""
+``harmonics=`` float32 [B, F, K'] and ``noise=`` float32 [B, F, BANDS] too (the jobs' measured
+harmonics and noise bands, :mod:`nsynth_live.harmonics`, :mod:`nsynth_live.noise`) when the
+evaluation plays the presets' measured source."""
 
-Job = tuple[np.ndarray, int, "np.ndarray | None"]
-"""(trajectory [frames, C], pitch, measured harmonics [frames, K'] or None)."""
+Job = tuple[np.ndarray, int, "np.ndarray | None", "np.ndarray | None"]
+"""(trajectory [frames, C], pitch, measured harmonics [frames, K'] or None, noise bands
+[frames, BANDS] or None)."""
 
 
 def render_jobs(render: Render, jobs: Sequence[Job], seconds: float, hop: int,
                 batch: int, first_voice: int = 0) -> list[np.ndarray]:
-    """Render (trajectory, pitch, harmonics) jobs in batches.
+    """Render (trajectory, pitch, harmonics, noise) jobs in batches.
 
     Args:
         render: the model (see :data:`Render`).
-        jobs: each note's embedding trajectory, pitch and measured harmonics (None for every job,
-            or for none).
+        jobs: each note's embedding trajectory, pitch, measured harmonics and noise bands (each
+            None for every job, or for none).
         seconds: note length; hop: samples per frame; batch: notes per call.
         first_voice: noise voice id of the first job (ids run on), so a note's noise depends on
             its place in the job list only.
@@ -310,14 +314,14 @@ def render_jobs(render: Render, jobs: Sequence[Job], seconds: float, hop: int,
     out: list[np.ndarray] = []
     for i in range(0, len(jobs), batch):
         chunk = jobs[i : i + batch]
-        emb = np.stack([_frames(t, frames).T for t, _, _ in chunk]).astype(np.float32)  # [B, C, F]
-        pitch = np.array([q for _, q, _ in chunk], np.int64)
+        emb = np.stack([_frames(j[0], frames).T for j in chunk]).astype(np.float32)  # [B, C, F]
+        pitch = np.array([j[1] for j in chunk], np.int64)
         voices = list(range(first_voice + i, first_voice + i + len(chunk)))
-        if chunk[0][2] is None:
-            out.extend(render(emb, pitch, n, voices))
-        else:
-            harm = np.stack([_frames(h, frames) for _, _, h in chunk]).astype(np.float32)  # [B, F, K']
-            out.extend(render(emb, pitch, n, voices, harmonics=harm))
+        extra = {}
+        for key, col in (("harmonics", 2), ("noise", 3)):
+            if chunk[0][col] is not None:
+                extra[key] = np.stack([_frames(j[col], frames) for j in chunk]).astype(np.float32)  # [B, F, *]
+        out.extend(render(emb, pitch, n, voices, **extra))
     return out
 
 
@@ -351,7 +355,8 @@ def evaluate_timbre(render: Render, hop: int, bank: Any, data: Path, pitches: Se
             list only, :func:`render_jobs`).
         log: progress lines.
         harmonics: play the presets' measured harmonics (``render`` gets them; every judged
-            preset must carry them) rather than leave the source to the model.
+            preset must carry them) rather than leave the source to the model, and their noise
+            bands where every judged preset carries them.
 
     Returns:
         JSON-ready dict: ceiling, identity (all / training / held-out instruments), per-preset
@@ -376,7 +381,9 @@ def evaluate_timbre(render: Render, hop: int, bank: Any, data: Path, pitches: Se
     clf = IdentityClassifier.fit(x_src, y_src)
     labels = clf.labels
 
-    jobs = [(bank.get(name).embedding, q, bank.get(name).harmonics if harmonics else None) for name, q in keys]
+    with_noise = harmonics and all(p.noise is not None for p in chosen)
+    jobs = [(bank.get(name).embedding, q, bank.get(name).harmonics if harmonics else None,
+             bank.get(name).noise if with_noise else None) for name, q in keys]
     log(f"rendering {len(jobs)} notes of {seconds:g} s")
     audio = render_jobs(render, jobs, seconds, hop, batch)
     x_gen = np.stack([note_features(a, k[1], end_s=seconds) for a, k in zip(audio, keys)])
@@ -413,7 +420,7 @@ def evaluate_timbre(render: Render, hop: int, bank: Any, data: Path, pitches: Se
         "source_spread_db": spread_over_pitches(src_prof, pitches),
         "timbre_error_db": float(np.mean([np.sqrt(np.mean((prof[k] - src_prof[k]) ** 2)) for k in keys])),
         "labels": labels, "confusion": confusion.tolist(), "per_preset": rows,
-        "source": "measured harmonics" if harmonics else "model",
+        "source": ("measured harmonics and noise" if with_noise else "measured harmonics") if harmonics else "model",
     }
     if pairs:
         result["blends"] = blend_curves(render, hop, bank, clf, blend_pairs(chosen, pairs), blend_pitches, seconds,
@@ -432,7 +439,8 @@ def blend_curves(render: Render, hop: int, bank: Any, clf: IdentityClassifier, p
         bank: holds the pairs' presets; clf: the identity classifier (it knows a and b).
         pairs: (a, b) preset names; pitches: each blend is rendered at these, and averaged.
         first_voice: noise id of the first blend note.
-        harmonics: blend the pairs' measured harmonics as well, as the host does.
+        harmonics: blend the pairs' measured harmonics (and noise bands, where both have them) as
+            well, as the host does.
 
     Returns:
         per pair: {"a", "b", "t", "p_b" (one value per t), "monotonic", "strictly"}.
@@ -445,10 +453,12 @@ def blend_curves(render: Render, hop: int, bank: Any, clf: IdentityClassifier, p
         pa, pb = bank.get(a), bank.get(b)
         ea, eb = pa.embedding, pb.embedding
         frames = min(ea.shape[0], eb.shape[0])
+        with_noise = harmonics and pa.noise is not None and pb.noise is not None
         for t in BLEND_STEPS:
             h = mix(pa.harmonics[:frames], pb.harmonics[:frames], t) if harmonics else None
+            z = mix(pa.noise[:frames], pb.noise[:frames], t) if with_noise else None
             for q in pitches:
-                jobs.append((mix(ea[:frames], eb[:frames], t), q, h))
+                jobs.append((mix(ea[:frames], eb[:frames], t), q, h, z))
                 where.append((a, b, t, q))
     log(f"rendering {len(jobs)} blend notes ({len(pairs)} pairs x {len(BLEND_STEPS)} steps x {len(pitches)} pitches)")
     audio = render_jobs(render, jobs, seconds, hop, batch, first_voice)

@@ -104,6 +104,8 @@ lines += [
     + ", ".join(bank.get("corners") or []) + "."
     + (" Each preset carries its source note's measured harmonics (`harmonics_file`), which the model plays "
        "in its source network's place (docs/design.md)." if all("harmonics_file" in p for p in bank["presets"]) else "")
+    + (" Each also carries the noise between its note's harmonics, measured in 64 bands (`noise_file`), which "
+       "a residual-form model adds to its notes." if all("noise_file" in p for p in bank["presets"]) else "")
     + " Each preset's provenance names its source note's soundfont file, bank, program, pitch and velocity.",
     f"- **Decoding** (recommended in `model.json`, used by every command unless `--temperature` / "
     f"`--excitation-gain` say otherwise): temperature {dec['temperature']:g}, excitation gain {dec['excitation_gain']:g}.",

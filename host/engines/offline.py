@@ -90,7 +90,7 @@ def source_level(cfg: ModelConfig, amplitudes: np.ndarray, pitch: Sequence[int] 
 
 
 def note_audio(cfg: ModelConfig, classes: np.ndarray, amplitudes: np.ndarray | None,
-               pitch: Sequence[int] | np.ndarray | None) -> np.ndarray:
+               pitch: Sequence[int] | np.ndarray | None, noise: np.ndarray | None = None) -> np.ndarray:
     """Whole notes' audio from their rendered classes: mu-law decoded, plus the source for a
     residual-form model (:mod:`nsynth_live.residual`), the one place offline renders do this.
 
@@ -98,6 +98,8 @@ def note_audio(cfg: ModelConfig, classes: np.ndarray, amplitudes: np.ndarray | N
         cfg: the model's config; classes: int [V, n] from note-on.
         amplitudes: float32 [V, F, K] the learned source's per frame (residual-form models only).
         pitch: [V] MIDI notes.
+        noise: float32 [V, n] the notes' measured noise (:func:`nsynth_live.noise.note_noise`),
+            added with the source (residual-form models only; None: none).
 
     Returns:
         float32 [V, n] in [-1, 1].
@@ -107,7 +109,10 @@ def note_audio(cfg: ModelConfig, classes: np.ndarray, amplitudes: np.ndarray | N
         return audio
     if amplitudes is None or pitch is None:
         raise ValueError("a residual-form model's notes need their source's amplitudes and pitch")
-    return add_source(audio, source_level(cfg, amplitudes, pitch, audio.shape[-1]))
+    source = source_level(cfg, amplitudes, pitch, audio.shape[-1])
+    if noise is not None:
+        source += np.asarray(noise, np.float32)[:, : audio.shape[-1]]
+    return add_source(audio, source)
 
 
 def lerp_rows(rows: np.ndarray, pos: np.ndarray, switch: np.ndarray, n: int, hop: int) -> np.ndarray:

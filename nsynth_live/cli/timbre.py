@@ -115,8 +115,8 @@ def run_timbre(args: argparse.Namespace) -> int:
                         "with a learned-source model")
     measured = args.source != "model" and bool(backend.cfg.source_harmonics) and carry
 
-    def render(emb, pitch, n, voices, harmonics=None):
-        return backend.generate(emb, pitch, n, args.seed, decoding, voices, harmonics=harmonics)
+    def render(emb, pitch, n, voices, harmonics=None, noise=None):
+        return backend.generate(emb, pitch, n, args.seed, decoding, voices, harmonics=harmonics, noise=noise)
 
     lo, hi = args.pitches
     pitches = list(range(lo, hi + 1, args.step))
@@ -136,7 +136,7 @@ def run_timbre(args: argparse.Namespace) -> int:
     from nsynth_live.benchmarks.machine import machine_info
 
     result["machine"] = machine_info()
-    played = ", the presets' measured harmonics" if measured else ""
+    played = f", the presets' {result['source']}" if measured else ""
     print(f"timbre of {what} (temperature {decoding.temperature:g}, excitation gain {decoding.excitation_gain:g}{played})")
     print(timbre.format_table(result))
     if "diagnosis" in result:
