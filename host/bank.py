@@ -267,6 +267,22 @@ def _put_npy(path: Path, arr: np.ndarray, file: str, stem: str, used: set[str]) 
     return file
 
 
+def _checked_arrays(path: Path, bank: Bank, p: Preset) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """A preset's embedding, harmonics and noise as float32, or one error naming what is wrong."""
+    emb = np.asarray(p.embedding, dtype=np.float32)
+    if emb.shape != (bank.frames, bank.bottleneck) or not np.isfinite(emb).all():
+        raise _fail(path, f"preset {p.name!r}: embedding must be finite [{bank.frames}, {bank.bottleneck}]")
+    _check_regions(path, p.name, p.regions, bank.frames)
+    h = None if p.harmonics is None else np.asarray(p.harmonics, dtype=np.float32)
+    if h is not None and (h.ndim != 2 or h.shape[0] != bank.frames or h.shape[1] < 1 or not np.isfinite(h).all()
+                          or (h < 0).any()):
+        raise _fail(path, f"preset {p.name!r}: harmonics must be finite, >= 0, [{bank.frames}, K >= 1]")
+    z = None if p.noise is None else np.asarray(p.noise, dtype=np.float32)
+    if z is not None and (z.shape != (bank.frames, NOISE_BANDS) or not np.isfinite(z).all() or (z < 0).any()):
+        raise _fail(path, f"preset {p.name!r}: noise must be finite, >= 0, [{bank.frames}, {NOISE_BANDS}]")
+    return emb, h, z
+
+
 def save_bank(bank: Bank) -> Path:
     """Write a whole bank (new or updated) to ``bank.path``.
 
@@ -294,27 +310,19 @@ def save_bank(bank: Bank) -> Path:
     ks = {np.shape(p.harmonics)[-1] for p in bank.presets if p.harmonics is not None}
     if len(ks) > 1:
         raise _fail(path, f"presets' harmonics have different harmonic counts {sorted(ks)}")
+    # Every check before anything is written: a refused bank leaves no stray file behind.
+    arrays = [_checked_arrays(path, bank, p) for p in bank.presets]
     entries, used = [], set(old_files)
-    for p in bank.presets:
-        emb = np.asarray(p.embedding, dtype=np.float32)
-        if emb.shape != (bank.frames, bank.bottleneck) or not np.isfinite(emb).all():
-            raise _fail(path, f"preset {p.name!r}: embedding must be finite [{bank.frames}, {bank.bottleneck}]")
-        _check_regions(path, p.name, p.regions, bank.frames)
+    for p, (emb, h, z) in zip(bank.presets, arrays):
         entry: dict[str, Any] = {
             "name": p.name, "file": _put_npy(path, emb, old.get((p.name, "file"), ""), slug(p.name), used),
             "source_pitch": int(p.source_pitch), "tags": list(p.tags),
             "regions": {k: int(p.regions[k]) for k in REGION_KEYS}, "provenance": p.provenance,
         }
-        if p.harmonics is not None:
-            h = np.asarray(p.harmonics, dtype=np.float32)
-            if h.ndim != 2 or h.shape[0] != bank.frames or not np.isfinite(h).all() or (h < 0).any():
-                raise _fail(path, f"preset {p.name!r}: harmonics must be finite, >= 0, [{bank.frames}, K]")
+        if h is not None:
             entry["harmonics_file"] = _put_npy(path, h, old.get((p.name, "harmonics_file"), ""),
                                                slug(p.name) + ".harmonics", used)
-        if p.noise is not None:
-            z = np.asarray(p.noise, dtype=np.float32)
-            if z.shape != (bank.frames, NOISE_BANDS) or not np.isfinite(z).all() or (z < 0).any():
-                raise _fail(path, f"preset {p.name!r}: noise must be finite, >= 0, [{bank.frames}, {NOISE_BANDS}]")
+        if z is not None:
             entry["noise_file"] = _put_npy(path, z, old.get((p.name, "noise_file"), ""), slug(p.name) + ".noise", used)
         entries.append(entry)
     meta = {

@@ -351,10 +351,14 @@ def render_notes(engine: Engine, items: Sequence[Item], n_samples: int, hold: in
     emb = np.stack([it.sound.embedding[frames] for it, (frames, _) in zip(items, plans)]).transpose(0, 2, 1)
     emb = np.ascontiguousarray(emb, np.float32)
     pitch = np.array([it.pitch for it in items], np.int64)
-    harm = None
-    if all(it.sound.harmonics is not None for it in items):  # a batch of one render's sounds: all or none
-        harm = np.stack([it.sound.harmonics[frames] for it, (frames, _) in zip(items, plans)])
-    amps = note_amplitudes(engine, emb, pitch, length, harm)  # the decoder hears it; a residual-form note adds it
+    # The decoder hears it; a residual-form note adds it. Item by item: a bank may mix presets
+    # with and without measured harmonics, and a note must not depend on its batch.
+    amps = note_amplitudes(engine, emb, pitch, length)
+    if amps is not None:
+        for i, (it, (frames, _)) in enumerate(zip(items, plans)):
+            if it.sound.harmonics is not None:
+                amps[i] = note_amplitudes(engine, emb[i : i + 1], pitch[i : i + 1], length,
+                                          it.sound.harmonics[frames][None])[0]
     slots = [engine.add_voice() for _ in items]
     try:
         classes = stream_classes(engine, slots, emb, pitch, length, NoiseStream(seed, [it.note_id for it in items]),
@@ -363,8 +367,9 @@ def render_notes(engine: Engine, items: Sequence[Item], n_samples: int, hold: in
         for s in slots:
             engine.remove_voice(s)
     noise = None
-    if engine.cfg.source_residual and all(it.sound.noise is not None for it in items):
-        noise = np.stack([note_noise(it.sound.noise[frames], length, hop, note_rng(seed, it.note_id))
+    if engine.cfg.source_residual and any(it.sound.noise is not None for it in items):
+        noise = np.stack([np.zeros(length, np.float32) if it.sound.noise is None else
+                          note_noise(it.sound.noise[frames], length, hop, note_rng(seed, it.note_id))
                           for it, (frames, _) in zip(items, plans)])
     audio = np.zeros((len(items), n_samples), np.float32)
     audio[:, :length] = note_audio(engine.cfg, classes, amps, pitch, noise)

@@ -24,7 +24,7 @@ from nsynth_live.host.bank import Bank
 from nsynth_live.host.engines import Engine, lerp_rows, source_excitation, voice_excitation
 from nsynth_live.host.trajectory import Cursor, bilinear, bilinear_optional, default_regions, mix, mix_optional
 from nsynth_live.harmonics import at_pitch
-from nsynth_live.noise import NoiseVoice, note_rng
+from nsynth_live.noise import BANDS, NoiseVoice, note_rng
 from nsynth_live import mulaw, sampling
 from nsynth_live.errors import UserError
 from nsynth_live.residual import add_source
@@ -34,6 +34,7 @@ NOISE_CHUNK = 4096  # noise drawn per voice at a time (one generator call per 16
 COND_WINDOW = 8  # trajectory frames conditioned per cache miss (around the missing one)
 COND_PITCHES = 32  # pitches whose conditioning the cache keeps (least recently used go first)
 DECODE = mulaw.decode(np.arange(mulaw.N_CLASSES))  # float32 [256]: class -> sample, as mulaw.decode
+NO_NOISE = np.zeros(BANDS, np.float32)  # the bands of a timbre without measured noise
 
 
 def velocity_gain(velocity: int) -> float:
@@ -369,7 +370,7 @@ class Synth:
         frames = self._timbre.shape[0]
         voice = Voice(slot, pitch, velocity, Cursor(self._regions, frames), self.clock, seed_id=self._note_ids)
         voice.frame = voice.cursor.next_frame()
-        if self._timbre_noise is not None:
+        if self.cfg.source_residual:  # always: a timbre with noise may come while the note sounds
             voice.noise = NoiseVoice(note_rng(self.seed, self._note_ids))
         self._noise[slot] = rng = np.random.default_rng([self.seed, self._note_ids])
         rng.random(out=self._noise_chunk[slot])
@@ -516,11 +517,14 @@ class Synth:
         audio = DECODE[classes]  # float32 [V, n]
         if level is not None:
             bands = self._timbre_noise
-            if bands is not None:  # each voice's noise, with its frame's bands (the next one's after `switch`)
-                for i, v in enumerate(voices):
-                    if v.noise is not None:
-                        now, then, sw = bands[v.frame], bands[nxt[i]] if i in nxt else None, int(switch[i])
-                        level[i] += v.noise.render(n, lambda j: now if then is None or j < sw else then)
+            for i, v in enumerate(voices):  # each voice's noise, its frame's bands (the next one's after `switch`)
+                if v.noise is None:
+                    continue
+                if bands is None:  # a timbre without noise: the voice's last segments ring out, then silence
+                    level[i] += v.noise.render(n, lambda j: NO_NOISE)
+                    continue
+                now, then, sw = bands[v.frame], bands[nxt[i]] if i in nxt else None, int(switch[i])
+                level[i] += v.noise.render(n, lambda j: now if then is None or j < sw else then)
             audio = add_source(audio, level)
         audio *= self._levels[:nv, None]
         for i, v in enumerate(voices):

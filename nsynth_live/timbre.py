@@ -424,14 +424,15 @@ def evaluate_timbre(render: Render, hop: int, bank: Any, data: Path, pitches: Se
     }
     if pairs:
         result["blends"] = blend_curves(render, hop, bank, clf, blend_pairs(chosen, pairs), blend_pitches, seconds,
-                                        batch, len(jobs), log, harmonics)
+                                        batch, len(jobs), log, harmonics, with_noise)
         result["blends_monotonic"] = sum(b["monotonic"] for b in result["blends"])
     return result
 
 
 def blend_curves(render: Render, hop: int, bank: Any, clf: IdentityClassifier, pairs: Sequence[tuple[str, str]],
                  pitches: Sequence[int], seconds: float, batch: int, first_voice: int,
-                 log: Callable[[str], None] = lambda s: None, harmonics: bool = False) -> list[dict[str, Any]]:
+                 log: Callable[[str], None] = lambda s: None, harmonics: bool = False,
+                 with_noise: bool = False) -> list[dict[str, Any]]:
     """The blend test: P(b) / (P(a) + P(b)) along ``mix(a, b, t)`` for each pair.
 
     Args:
@@ -439,8 +440,8 @@ def blend_curves(render: Render, hop: int, bank: Any, clf: IdentityClassifier, p
         bank: holds the pairs' presets; clf: the identity classifier (it knows a and b).
         pairs: (a, b) preset names; pitches: each blend is rendered at these, and averaged.
         first_voice: noise id of the first blend note.
-        harmonics: blend the pairs' measured harmonics (and noise bands, where both have them) as
-            well, as the host does.
+        harmonics: blend the pairs' measured harmonics as well, as the host does; with_noise:
+            and their noise bands (every preset of the pairs carries them).
 
     Returns:
         per pair: {"a", "b", "t", "p_b" (one value per t), "monotonic", "strictly"}.
@@ -453,7 +454,6 @@ def blend_curves(render: Render, hop: int, bank: Any, clf: IdentityClassifier, p
         pa, pb = bank.get(a), bank.get(b)
         ea, eb = pa.embedding, pb.embedding
         frames = min(ea.shape[0], eb.shape[0])
-        with_noise = harmonics and pa.noise is not None and pb.noise is not None
         for t in BLEND_STEPS:
             h = mix(pa.harmonics[:frames], pb.harmonics[:frames], t) if harmonics else None
             z = mix(pa.noise[:frames], pb.noise[:frames], t) if with_noise else None

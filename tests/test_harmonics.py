@@ -276,3 +276,14 @@ def test_timbre_jobs_hand_their_harmonics_to_the_render(tmp_path):
     bank = _bank(tmp_path, [_preset("a", 1, _harm(1)), _preset("b", 2, None)])
     with pytest.raises(UserError, match="presets b carry no measured harmonics"):
         timbre.evaluate_timbre(render, 512, bank, tmp_path, [60], harmonics=True)
+
+
+def test_a_note_of_a_mixed_bank_does_not_depend_on_its_batch(export, tmp_path):
+    bank = _bank(tmp_path, [_preset("measured", 5, _harm(3), noise=_bands(4)), _preset("plain", 6, None)])
+    n, hold = rb.note_lengths(0.5)
+    sounds = rb.preset_sounds(bank)
+    with open_engine(export, "fused", max_voices=2, threads=1) as eng:
+        together = rb.render_notes(eng, [rb.Item(sounds[0], 50), rb.Item(sounds[1], 50)], n, hold, 11, 1.0)
+        alone = [rb.render_notes(eng, [rb.Item(s, 50)], n, hold, 11, 1.0)[0] for s in sounds]
+    np.testing.assert_allclose(together[0], alone[0], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(together[1], alone[1], rtol=0, atol=1e-6)
