@@ -33,10 +33,11 @@ STEP = SEGMENT // 2
 def measure(audio: np.ndarray, pitch: int, hop: int, frames: int, sample_rate: int = 16000) -> np.ndarray:
     """The noise level of each band at every frame start of a note of MIDI ``pitch``.
 
-    Each frame's spectrum (centred on the frame start) is read between the harmonics of the
-    pitch: bins within :data:`MASK_BINS` of a harmonic are skipped, the rest give the band's mean
-    power. A band with no such bin (a pitch too low to leave gaps) takes the median of its bins,
-    which harmonic peaks narrower than the band bias less than the mean.
+    Each frame's spectrum (centred on the frame start) is read between the partials of the
+    pitch: bins within :data:`MASK_BINS` of a multiple of half its f0 (of its f0, for notes below
+    about MIDI 56) are skipped, and the median
+    of the rest gives the band's power (a band with fewer than 3 such bins, a pitch too low to
+    leave gaps, takes the median of all its bins).
 
     Args:
         audio: float32 [T] one note; pitch: its MIDI pitch; hop: samples per frame; frames: F
@@ -55,18 +56,22 @@ def measure(audio: np.ndarray, pitch: int, hop: int, frames: int, sample_rate: i
     # A bin of white noise of deviation s has E|X|^2 = s^2 sum(w^2).
     power /= float(np.sum(window**2))
     n_bins = power.shape[1]
-    f0_bins = 440.0 * 2.0 ** ((pitch - 69) / 12.0) * N_FFT / sample_rate
+    # Skipped: every multiple of half the fundamental (the harmonics, and the sub-octave and
+    # fifths an organ's stops add), within MASK_BINS; on a low note, where that grid would leave
+    # no gap, the harmonics only.
+    f0 = 440.0 * 2.0 ** ((pitch - 69) / 12.0) * N_FFT / sample_rate
+    grid = f0 / 2 if f0 / 2 >= 2 * MASK_BINS + 3 else f0
     k = np.arange(n_bins)
-    near = np.abs(k - f0_bins * np.round(k / f0_bins)) <= MASK_BINS if f0_bins > 0 else np.zeros(n_bins, bool)
-    near &= k >= f0_bins - MASK_BINS  # below the fundamental there is no harmonic to skip
+    near = (np.abs(k - grid * np.round(k / grid)) <= MASK_BINS) & (k >= grid - MASK_BINS)
     edges = np.linspace(0, n_bins - 1, BANDS + 1).round().astype(int)
     bands = np.empty((power.shape[0], BANDS))
     for b, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
         free = ~near[lo:hi]
-        if free.any():
-            bands[:, b] = power[:, lo:hi][:, free].mean(1)
-        else:  # the median of a Rayleigh power is ln 2 times its mean
-            bands[:, b] = np.median(power[:, lo:hi], axis=1) / math.log(2.0)
+        # The median, not the mean: a partial off that grid (a bell's, a stretched piano's) is
+        # narrow and leaves it where the noise is. The median of a noise bin's power (exponential)
+        # is ln 2 times its mean.
+        rows = power[:, lo:hi][:, free] if free.sum() >= 3 else power[:, lo:hi]
+        bands[:, b] = np.median(rows, axis=1) / math.log(2.0)
     bands = np.sqrt(bands)
     have = bands.shape[0]
     if have < frames:

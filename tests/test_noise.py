@@ -60,3 +60,12 @@ def test_a_voice_renders_block_by_block_what_the_offline_note_renders():
         t += size
     np.testing.assert_allclose(np.concatenate(out), offline, rtol=0, atol=1e-7)
     assert not np.allclose(offline, noise.note_noise(bands, n, hop, noise.note_rng(7, 3)))  # its own stream
+
+
+def test_an_organs_sub_octave_and_fifth_are_not_read_as_noise():
+    f0 = 440.0 * 2 ** ((60 - 69) / 12)
+    t = np.arange(64000) / SR
+    organ = _tone(60) + 0.3 * np.cos(2 * np.pi * 0.5 * f0 * t) + 0.2 * np.cos(2 * np.pi * 1.5 * f0 * t)
+    white = 0.01 * np.random.default_rng(1).standard_normal(64000)
+    got = noise.measure((white + organ).astype(np.float32), 60, 512, 125)[8:110]
+    assert np.median(got) == pytest.approx(0.01, rel=0.1) and got[:, :4].max() < 0.03
