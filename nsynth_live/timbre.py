@@ -338,7 +338,7 @@ def _frames(trajectory: np.ndarray, frames: int) -> np.ndarray:
 def evaluate_timbre(render: Render, hop: int, bank: Any, data: Path, pitches: Sequence[int], seconds: float = 2.0,
                     presets: Sequence[str] | None = None, pairs: int = 10, blend_pitches: Sequence[int] = BLEND_PITCHES,
                     batch: int = 16, log: Callable[[str], None] = lambda s: None,
-                    harmonics: bool = False) -> dict[str, Any]:
+                    harmonics: bool = False, noise: bool = True) -> dict[str, Any]:
     """The whole timbre evaluation of one model on one bank (see the module docstring).
 
     Args:
@@ -356,7 +356,8 @@ def evaluate_timbre(render: Render, hop: int, bank: Any, data: Path, pitches: Se
         log: progress lines.
         harmonics: play the presets' measured harmonics (``render`` gets them; every judged
             preset must carry them) rather than leave the source to the model, and their noise
-            bands where every judged preset carries them.
+            bands where every judged preset carries them and ``noise`` (a model that adds them:
+            the residual form).
 
     Returns:
         JSON-ready dict: ceiling, identity (all / training / held-out instruments), per-preset
@@ -381,7 +382,7 @@ def evaluate_timbre(render: Render, hop: int, bank: Any, data: Path, pitches: Se
     clf = IdentityClassifier.fit(x_src, y_src)
     labels = clf.labels
 
-    with_noise = harmonics and all(p.noise is not None for p in chosen)
+    with_noise = harmonics and noise and all(p.noise is not None for p in chosen)
     jobs = [(bank.get(name).embedding, q, bank.get(name).harmonics if harmonics else None,
              bank.get(name).noise if with_noise else None) for name, q in keys]
     log(f"rendering {len(jobs)} notes of {seconds:g} s")

@@ -123,7 +123,8 @@ def run_timbre(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result = timbre.evaluate_timbre(render, backend.cfg.hop, bank, data, pitches,
                                     args.seconds, presets, args.pairs, batch=args.batch,
-                                    log=lambda s: print(f"  {s}", file=sys.stderr), harmonics=measured)
+                                    log=lambda s: print(f"  {s}", file=sys.stderr), harmonics=measured,
+                                    noise=backend.cfg.source_residual)
     if args.diagnose:
         from nsynth_live.source_diagnosis import diagnose
 
