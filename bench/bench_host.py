@@ -43,7 +43,7 @@ from nsynth_live.benchmarks.peak import matmul_peak_gflops  # noqa: E402
 from nsynth_live.benchmarks.report import write_report  # noqa: E402
 from nsynth_live.configs import flops_per_sample  # noqa: E402
 from nsynth_live.host.bank import Bank, Preset, save_bank  # noqa: E402
-from nsynth_live.host.defaults import model_or_default  # noqa: E402
+from nsynth_live.host.defaults import bank_or_default, model_or_default  # noqa: E402
 from nsynth_live.host.model_files import load_export  # noqa: E402
 from nsynth_live.host.osc_server import build_message  # noqa: E402
 from nsynth_live.host.trajectory import default_regions  # noqa: E402
@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     models = {m: model_or_default(None) if m == "shipped" else export_random(m, tmp / m, seed=0)
               for m in args.models.split(",")}
     b = bank(tmp / "bank")
+    # The shipped model plays its own bank (its presets' measured harmonics and noise are part of
+    # what the host renders per block); random-weight exports play random embeddings.
+    banks = {m: bank_or_default(None) if m == "shipped" else b for m in models}
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.settimeout(3)
     machine = machine_info()
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for v in range(args.min_voices, args.max_voices + 1):
             port += 1
-            host = start_host(model, b, port, v, args.block)
+            host = start_host(model, banks[label], port, v, args.block)
             try:
                 time.sleep(1.0)
                 for k in range(v):

@@ -188,4 +188,8 @@ def test_render_midi_with_the_shipped_default_lands_near_full_scale(tmp_path, ca
     assert main(["render-midi", phrase, "--preset", "flute", "--level", "off", "--out", str(tmp_path / "raw.wav")]) == 0
     loud, raw = (np.abs(pcm(tmp_path / f)).max() / 32768 for f in ("loud.wav", "raw.wav"))
     assert -6.0 <= to_dbfs(loud) <= -1.0 and loud < 32767 / 32768
-    assert to_dbfs(raw) < to_dbfs(loud) - 8  # the model's own level: far below
+    # Without it, the model's own level: lower by the one gain that brings the flute's calibrated
+    # peak to the target (less what the output's soft limiter takes off the loud render's peaks).
+    level = json.loads((Path(__file__).resolve().parents[1] / "presets" / "default" / "model" / "model.json").read_text())["level"]
+    gain_db = level["target_dbfs"] - to_dbfs(level["presets"]["flute"]["peak"])
+    assert gain_db > 3 and gain_db - 2.5 <= to_dbfs(loud) - to_dbfs(raw) <= gain_db + 0.5

@@ -34,7 +34,10 @@ def test_the_quoted_timbre_was_measured_on_the_shipped_model_and_bank():
     assert measured["weights_sha256"] == info.weights_sha256
     assert measured["decoding"] == info.decoding.to_dict()
     assert measured["presets"] == bank.names() and measured["pitches"] == list(range(36, 85))
-    assert measured["source"] == ("measured harmonics" if info.config.source_harmonics else "model")
+    # A learned-source default plays its presets' measured harmonics (and a residual-form one adds their noise).
+    expected = "model" if not info.config.source_harmonics else \
+        "measured harmonics and noise" if info.config.source_residual else "measured harmonics"
+    assert measured["source"] == expected
     quoted = f"{100 * measured['identity']:.1f}%"
     assert f"**{quoted}**" in (DEFAULT / "HOW_IT_WAS_MADE.md").read_text()
     assert quoted in (DEFAULT.parents[1] / "README.md").read_text()
@@ -49,3 +52,5 @@ def test_a_learned_source_default_ships_each_presets_measured_harmonics():
     for p in bank.presets:
         assert p.harmonics is not None and p.harmonics.shape == (bank.frames, info.config.source_harmonics), p.name
         assert p.harmonics[8:63].max() > 1e-3, p.name  # the held part of a real note, not silence
+        if info.config.source_residual:
+            assert p.noise is not None and p.noise.shape == (bank.frames, 64), p.name
