@@ -161,7 +161,7 @@ def _check_regions(bank: Path, name: str, regions: Any, frames: int) -> dict[str
     return r
 
 
-def _load_harmonics(bank: Path, name: str, file: Any, frames: int, width: int | None = None) -> np.ndarray | None:
+def _load_levels(bank: Path, name: str, file: Any, frames: int, width: int | None = None) -> np.ndarray | None:
     """A preset's optional per-frame levels file (harmonics: any width K; noise: ``width``
     bands): None when the entry names none."""
     if file is None:
@@ -228,8 +228,8 @@ def load_bank(path: str | os.PathLike[str]) -> Bank:
             name=name, embedding=arr, source_pitch=pitch, tags=[str(t) for t in e.get("tags", [])],
             regions=_check_regions(bank, name, e.get("regions"), frames),
             provenance=dict(e.get("provenance", {})),
-            harmonics=_load_harmonics(bank, name, e.get("harmonics_file"), frames),
-            noise=_load_harmonics(bank, name, e.get("noise_file"), frames, NOISE_BANDS),
+            harmonics=_load_levels(bank, name, e.get("harmonics_file"), frames),
+            noise=_load_levels(bank, name, e.get("noise_file"), frames, NOISE_BANDS),
         ))
     ks = {p.harmonics.shape[1] for p in presets if p.harmonics is not None}
     if len(ks) > 1:

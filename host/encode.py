@@ -72,24 +72,18 @@ def estimate_pitch(audio: np.ndarray, path: str | Path) -> int:
     return int(np.clip(round(float(hz_to_midi(f0))), 0, 127))
 
 
-def measured_harmonics(audio: np.ndarray, pitch: int, harmonics: int, hop: int, frames: int) -> np.ndarray | None:
-    """A preset's harmonic envelope [frames, K] from its note [T] (:func:`nsynth_live.harmonics.measure`),
-    for a model with a learned source of K harmonics; None for one without (K = 0)."""
+def measured_source(audio: np.ndarray, pitch: int, harmonics: int, hop: int,
+                    frames: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """What a preset of a learned-source model (K harmonics) stores of its note [T]: the
+    harmonic envelope [frames, K] (:func:`nsynth_live.harmonics.measure`) and the noise bands
+    [frames, 64] (:func:`nsynth_live.noise.measure`); (None, None) for a model without one (K = 0)."""
     if not harmonics:
-        return None
+        return None, None
     from nsynth_live.harmonics import measure
+    from nsynth_live.noise import measure as measure_noise
 
-    return measure(audio[None], np.array([pitch]), harmonics, hop, frames)[0]
-
-
-def measured_noise(audio: np.ndarray, pitch: int, harmonics: int, hop: int, frames: int) -> np.ndarray | None:
-    """A preset's noise bands [frames, 64] from its note [T] (:func:`nsynth_live.noise.measure`),
-    for a model with a learned source of K harmonics; None for one without (K = 0)."""
-    if not harmonics:
-        return None
-    from nsynth_live.noise import measure
-
-    return measure(audio, pitch, hop, frames)
+    return (measure(audio[None], np.array([pitch]), harmonics, hop, frames)[0],
+            measure_noise(audio, pitch, hop, frames))
 
 
 def encode_files(
@@ -150,11 +144,12 @@ def encode_files(
     new: list[Preset] = []
     for f, audio, emb, p0 in zip(files, notes, embeddings, pitches):
         traj = np.ascontiguousarray(emb.T, dtype=np.float32)  # [frames, bottleneck]
+        harmonics, noise = measured_source(audio, p0, cfg.source_harmonics, cfg.hop, traj.shape[0])
         new.append(Preset(
             name=name or Path(f).stem,
             embedding=traj,
-            harmonics=measured_harmonics(audio, p0, cfg.source_harmonics, cfg.hop, traj.shape[0]),
-            noise=measured_noise(audio, p0, cfg.source_harmonics, cfg.hop, traj.shape[0]),
+            harmonics=harmonics,
+            noise=noise,
             source_pitch=p0,
             tags=list(tags),
             regions=default_regions(traj, cfg.hop, SAMPLE_RATE),

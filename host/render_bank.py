@@ -44,7 +44,7 @@ from nsynth_live.host.bank import Bank, slug
 from nsynth_live.host.engines import Engine, note_audio, voice_excitation
 from nsynth_live.host.model_files import ExportInfo
 from nsynth_live.host.synth import FADE_SAMPLES, velocity_gain
-from nsynth_live.host.trajectory import Cursor, bilinear, bilinear_optional, default_regions
+from nsynth_live.host.trajectory import Cursor, bilinear_presets, default_regions
 from nsynth_live import SAMPLE_RATE, __version__
 from nsynth_live.errors import BadValue, UserError
 from nsynth_live.harmonics import at_pitch
@@ -182,9 +182,6 @@ def grid_sounds(bank: Bank, n: int, hop: int) -> list[Sound]:
         raise BadValue("grid", n, f"bank {bank.path} has no corner presets (set them with `presets corners`)")
     corners = [bank.get(c) for c in bank.corners]  # (0,0), (1,0), (0,1), (1,1)
     index = {p.name: i for i, p in enumerate(bank.presets)}
-    emb = tuple(p.embedding for p in corners)
-    harm = tuple(p.harmonics for p in corners)
-    noise = tuple(p.noise for p in corners)
     sounds = []
     for i in range(n):
         for j in range(n):
@@ -196,10 +193,9 @@ def grid_sounds(bank: Bank, n: int, hop: int) -> list[Sound]:
                 sounds.append(Sound(f"grid {i},{j}", f"grid-{i}-{j}", index[p.name], p.embedding,
                                     dict(p.regions), grid, p.harmonics, p.noise))
             else:
-                traj = bilinear(emb, x, y)  # type: ignore[arg-type]
+                traj, harmonics, noise = bilinear_presets(corners, x, y)
                 sounds.append(Sound(f"grid {i},{j}", f"grid-{i}-{j}", GRID_ID_BASE + i * n + j, traj,
-                                    default_regions(traj, hop), grid, bilinear_optional(harm, x, y),
-                                    bilinear_optional(noise, x, y)))
+                                    default_regions(traj, hop), grid, harmonics, noise))
     return sounds
 
 

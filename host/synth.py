@@ -22,7 +22,7 @@ import numpy as np
 from nsynth_live.host import events as ev
 from nsynth_live.host.bank import Bank
 from nsynth_live.host.engines import Engine, lerp_rows, source_excitation, voice_excitation
-from nsynth_live.host.trajectory import Cursor, bilinear, bilinear_optional, default_regions, mix, mix_optional
+from nsynth_live.host.trajectory import Cursor, bilinear_presets, default_regions, mix_presets
 from nsynth_live.harmonics import at_pitch
 from nsynth_live.noise import BANDS, NoiseVoice, note_rng
 from nsynth_live import mulaw, sampling
@@ -214,16 +214,9 @@ class Synth:
         self._cond = CondCache(engine, self.cfg.pitch_conditioning)
         first = bank.presets[0]
         self._set_timbre(first.embedding, first.regions or None, first.harmonics, first.noise)
-        if bank.corners:
-            self._corners = tuple(bank.get(n).embedding for n in bank.corners)
-            self._corner_harmonics = tuple(bank.get(n).harmonics for n in bank.corners)
-            self._corner_noise = tuple(bank.get(n).noise for n in bank.corners)
-            self.corner_names: tuple[str, ...] | None = tuple(bank.corners)
-        else:
-            self._corners = None
-            self._corner_harmonics = None
-            self._corner_noise = None
-            self.corner_names = None
+        # The XY pad's four corner presets (their names: corner_names), or None.
+        self._corners: tuple | None = tuple(bank.get(n) for n in bank.corners) if bank.corners else None
+        self.corner_names: tuple[str, ...] | None = tuple(bank.corners) if bank.corners else None
         # Per-block buffers, allocated once for every slot (flat, so that the first V rows of
         # any shape are one contiguous array for the engine).
         slots, c = engine.max_voices, self.cfg.cond_width
@@ -278,13 +271,11 @@ class Synth:
         elif isinstance(e, ev.Mix):
             a, b = self.bank.get(e.a), self.bank.get(e.b)
             self._mode, self._sel = "mix", (a.name, b.name, e.t)
-            self._set_timbre(mix(a.embedding, b.embedding, e.t), harmonics=mix_optional(a.harmonics, b.harmonics, e.t),
-                             noise=mix_optional(a.noise, b.noise, e.t))
+            emb, harmonics, noise = mix_presets(a, b, e.t)
+            self._set_timbre(emb, harmonics=harmonics, noise=noise)
         elif isinstance(e, ev.Corners):
             picked = [self.bank.get(k) for k in e.presets]
-            self._corners = tuple(p.embedding for p in picked)
-            self._corner_harmonics = tuple(p.harmonics for p in picked)
-            self._corner_noise = tuple(p.noise for p in picked)
+            self._corners = tuple(picked)
             self.corner_names = tuple(p.name for p in picked)
             self._mode = "xy"
             self._set_xy_timbre()
@@ -334,9 +325,8 @@ class Synth:
 
     def _set_xy_timbre(self) -> None:
         """The corners blended at the pad's position: embeddings, and harmonics and noise where all four have them."""
-        self._set_timbre(bilinear(self._corners, *self._xy),
-                         harmonics=bilinear_optional(self._corner_harmonics, *self._xy),
-                         noise=bilinear_optional(self._corner_noise, *self._xy))
+        emb, harmonics, noise = bilinear_presets(self._corners, *self._xy)
+        self._set_timbre(emb, harmonics=harmonics, noise=noise)
 
     def prepare(self) -> None:
         """Do the one-time work (opening the conditioner, importing the excitation) now, not at the

@@ -69,6 +69,29 @@ def bilinear_optional(corners: tuple[np.ndarray | None, ...], x: float, y: float
     return bilinear(corners, x, y)  # type: ignore[arg-type]
 
 
+def mix_presets(a, b, t: float) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """:func:`mix` of two presets' timbres (``host.bank.Preset``): their embeddings, and their
+    measured harmonics and noise where both carry them.
+
+    Returns:
+        (embedding [frames, C], harmonics [frames, K] or None, noise [frames, BANDS] or None).
+    """
+    return (mix(a.embedding, b.embedding, t), mix_optional(a.harmonics, b.harmonics, t),
+            mix_optional(a.noise, b.noise, t))
+
+
+def bilinear_presets(corners, x: float, y: float) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """:func:`bilinear` of four corner presets' timbres (the order of :func:`bilinear`): their
+    embeddings, and their measured harmonics and noise where all four carry them.
+
+    Returns:
+        as :func:`mix_presets`.
+    """
+    return (bilinear(tuple(c.embedding for c in corners), x, y),
+            bilinear_optional(tuple(c.harmonics for c in corners), x, y),
+            bilinear_optional(tuple(c.noise for c in corners), x, y))
+
+
 def default_regions(embedding: np.ndarray, hop: int, sample_rate: int = 16000,
                     note_off_s: float = NOTE_OFF_SECONDS) -> dict[str, int]:
     """Sustain and release regions of a trajectory, from the NSynth protocol and its frames.

@@ -186,6 +186,7 @@ class NoiseVoice:
             self.ahead[at : at + SEGMENT] += seg
             self.next_start += STEP
         out = self.ahead[:n].astype(np.float32)
-        self.ahead = np.concatenate([self.ahead[n:], np.zeros(n)])
+        self.ahead[:-n] = self.ahead[n:]  # shifted in place (numpy resolves the overlap): no buffer rebuilt per block
+        self.ahead[-n:] = 0.0
         self.t += n
         return out

@@ -119,12 +119,10 @@ def transposed_frames(amplitudes: np.ndarray, pitch: int, frames: int) -> np.nda
     Returns:
         float32 [K, F]: harmonic k keeps its amplitude; those at or above Nyquist at ``pitch`` are 0.
     """
-    from nsynth_live.excitation import audible
+    from nsynth_live.harmonics import at_pitch, fit_frames
 
-    k, have = amplitudes.shape
-    amps = amplitudes[:, :frames] if have >= frames else np.concatenate(
-        [amplitudes, np.repeat(amplitudes[:, -1:], frames - have, 1)], 1)
-    return (amps * audible(np.array([pitch]), k)[0][:, None]).astype(np.float32)
+    # The engines' transposition of a preset's measured harmonics, in this module's [K, F] layout.
+    return at_pitch(fit_frames(amplitudes.T[None], frames), np.array([pitch]), amplitudes.shape[0])[0].T.copy()
 
 
 def preset_note_alone(model: Any, preset_notes: Sequence[tuple[np.ndarray, int]]) -> timbre.Render:

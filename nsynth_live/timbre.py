@@ -228,13 +228,12 @@ def reencode(bank: Any, data: Path, encode: Callable[[np.ndarray], np.ndarray], 
         bank: the bank; data: the dataset holding each preset's source note.
         encode: audio [1, T] float32 -> embedding [1, C, F].
         harmonics: K > 0: also measure each source note's first K harmonics and its noise bands
-            on the same frames (:func:`nsynth_live.harmonics.measure`, :func:`nsynth_live.noise.measure`),
-            as ``encode`` stores them for a learned-source model; 0: the presets keep what they carry.
+            on the same frames, as ``encode`` stores them for a learned-source model
+            (:func:`nsynth_live.host.encode.measured_source`); 0: the presets keep what they carry.
     """
-    from nsynth_live.harmonics import measure
-    from nsynth_live.noise import measure as measure_noise
-
     import dataclasses
+
+    from nsynth_live.host.encode import measured_source
 
     import soundfile as sf
 
@@ -247,9 +246,8 @@ def reencode(bank: Any, data: Path, encode: Callable[[np.ndarray], np.ndarray], 
         audio = sf.read(index[name], dtype="float32")[0][None]
         emb = np.asarray(encode(audio))[0].T.astype(np.float32)  # [F, C]
         frames = p.embedding.shape[0]
-        harm = measure(audio, np.array([p.source_pitch]), harmonics, bank.hop, frames)[0] if harmonics \
-            else p.harmonics
-        noise = measure_noise(audio[0], p.source_pitch, bank.hop, frames) if harmonics else p.noise
+        harm, noise = measured_source(audio[0], p.source_pitch, harmonics, bank.hop, frames) if harmonics \
+            else (p.harmonics, p.noise)
         presets.append(dataclasses.replace(p, embedding=emb[:frames], harmonics=harm, noise=noise))
     return dataclasses.replace(bank, presets=presets)
 
