@@ -287,3 +287,14 @@ def test_a_note_of_a_mixed_bank_does_not_depend_on_its_batch(export, tmp_path):
         alone = [rb.render_notes(eng, [rb.Item(s, 50)], n, hold, 11, 1.0)[0] for s in sounds]
     np.testing.assert_allclose(together[0], alone[0], rtol=0, atol=1e-6)
     np.testing.assert_allclose(together[1], alone[1], rtol=0, atol=1e-6)
+
+
+def test_bench_timbre_refuses_measured_harmonics_a_bank_does_not_carry(export, tmp_path, capsys):
+    from nsynth_live.cli import main
+
+    _bank(tmp_path, [_preset("a", 1, None), _preset("b", 2, None)])
+    args = ["bench", "timbre", "--model", str(export), "--bank", str(tmp_path / "b"), "--data", str(tmp_path),
+            "--source", "measured", "--json", str(tmp_path / "t.json")]
+    assert main(args) != 0
+    assert "has presets without measured harmonics" in capsys.readouterr().err
+    assert not (tmp_path / "t.json").exists()
