@@ -21,7 +21,9 @@ import numpy as np
 
 from nsynth_live.host import events as ev
 from nsynth_live.host.bank import Bank
-from nsynth_live.host.engines import Engine, lerp_rows, source_excitation, voice_excitation
+from nsynth_live.excitation import free_phase
+from nsynth_live.host.engines import Engine, voice_excitation
+from nsynth_live.host.engines.block_source import glide, rows_source
 from nsynth_live.host.trajectory import Cursor, bilinear_presets, default_regions, mix_presets
 from nsynth_live.harmonics import at_pitch
 from nsynth_live.noise import BANDS, NoiseVoice, note_rng
@@ -335,7 +337,9 @@ class Synth:
         if self.cfg.excitation_harmonics:
             voice_excitation(self.cfg, [60], np.zeros(1), 1)
         elif self.cfg.source_harmonics:
-            source_excitation(np.zeros((1, self.cfg.source_harmonics, 1), np.float32), [60], 0)
+            z = np.zeros((1, 1), np.int32)  # also loads (builds, on a first run) the native source kernel
+            rows_source(np.zeros((1, 1, self.cfg.source_harmonics), np.float32), z, z, np.zeros((1, 1), np.float32),
+                        np.zeros((1, 1)))
 
     @property
     def timbre(self) -> np.ndarray:
@@ -438,10 +442,9 @@ class Synth:
                 rows[i, 2] = amp(v.pitch, nxt[i])
                 rows[i, 3] = amp(v.pitch, after[i])
             pos[i], t[i], pitch[i] = v.pos, v.t, v.pitch
-        amps = lerp_rows(rows, pos, switch, n, self.hop)
-        if self.cfg.source_residual:
-            return source_excitation(amps, pitch, t, self.excitation_gain, with_level=True)
-        return source_excitation(amps, pitch, t, self.excitation_gain), None
+        ia, ib, w = glide(pos, switch, n, self.hop)
+        phase = free_phase(pitch, n, t)
+        return rows_source(rows, ia, ib, w, phase, self.excitation_gain, with_level=bool(self.cfg.source_residual))
 
     def render(self, n: int) -> np.ndarray:
         """The next ``n`` (1..hop) samples of the mix, float32 [n] in [-1, 1].

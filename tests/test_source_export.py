@@ -20,7 +20,8 @@ from nsynth_live.exporters.export import export_model
 from nsynth_live.generate import generate_classes
 from nsynth_live.host import render_bank as rb
 from nsynth_live.host.bank import Bank, Preset, load_bank, save_bank
-from nsynth_live.host.engines import lerp_rows, open_engine, render_frames, voice_excitation
+from nsynth_live.host.engines import open_engine, render_frames, voice_excitation
+from nsynth_live.host.engines.block_source import glide
 from nsynth_live.host.model_files import load_export
 
 FRAMES = 12
@@ -95,8 +96,10 @@ def test_block_rows_glide_as_the_whole_notes_upsampling():
     whole = upsample_frames(frames, 3 * hop, hop)  # [V, K, n]
     # A block from sample 5 to 13: 3 samples of frame 0 (towards 1), then 5 of frame 1 (towards 2).
     rows = np.stack([frames[..., 0], frames[..., 1], frames[..., 1], frames[..., 2]], 1)  # [V, 4, K]
-    got = lerp_rows(rows, np.array([5, 5]), np.array([3, 3]), 8, hop)
-    np.testing.assert_allclose(got, whole[..., 5:13], rtol=1e-6, atol=1e-7)
+    ia, ib, w = glide(np.array([5, 5]), np.array([3, 3]), 8, hop)
+    v = np.arange(2)[:, None]
+    got = rows[v, ia] * (1 - w[..., None]) + rows[v, ib] * w[..., None]  # [V, n, K]
+    np.testing.assert_allclose(got.transpose(0, 2, 1), whole[..., 5:13], rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("kind", ["fused", "ort"])

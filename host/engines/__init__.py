@@ -17,8 +17,8 @@ Runtime nor numba (the factory imports the engine it opens).
 
 from nsynth_live.host.engines.factory import ENGINE_KINDS, open_engine
 from nsynth_live.host.engines.interface import Engine
-from nsynth_live.host.engines.offline import (lerp_rows, note_audio, render_frames, source_excitation,
+from nsynth_live.host.engines.offline import (note_audio, render_frames, source_excitation,
                                            source_level, voice_excitation)
 
-__all__ = ["ENGINE_KINDS", "Engine", "lerp_rows", "note_audio", "open_engine", "render_frames", "source_excitation",
+__all__ = ["ENGINE_KINDS", "Engine", "note_audio", "open_engine", "render_frames", "source_excitation",
            "source_level", "voice_excitation"]

@@ -156,6 +156,8 @@ static inline int64_t ring_row(int64_t pos, int64_t size, int pow2) {
 #define SUFFIX _generic
 #include "fused_native_body.h"
 
+#include "source_native.h"
+
 enum { FN_GENERIC = 0, FN_AVX2 = 1, FN_AVX512 = 2 };
 
 /* 1 when this CPU (and its OS) runs the build `isa`, else 0. */

@@ -65,10 +65,12 @@ int fn_isa_supported(int isa);
 int64_t fn_scratch_floats(const fn_model *md);
 int fn_run_block(int isa, const fn_model *md, const fn_call *cl, int64_t lo, int64_t hi, float *scratch);
 int fn_gate(int isa, int64_t n, const float *a, const float *b, float *g);
+void fn_source(int64_t nv, int64_t n, int32_t k, int32_t nrows, const float *rows, const int32_t *ia,
+               const int32_t *ib, const float *w, const double *phase, float gain, float *unit, float *level);
 """
 
 _FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-shared", "-ffp-contract=fast", "-fno-math-errno"]
-_SOURCES = ("fused_native.c", "fused_native_body.h")
+_SOURCES = ("fused_native.c", "fused_native_body.h", "source_native.h")
 
 
 class NativeUnavailable(RuntimeError):

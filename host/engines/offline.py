@@ -10,6 +10,7 @@ import numpy as np
 from nsynth_live import SAMPLE_RATE, mulaw, sampling
 from nsynth_live.configs import N_CLASSES, ModelConfig
 from nsynth_live.excitation import excitation, free_phase, unit_source, upsample_frames
+from nsynth_live.host.engines.block_source import frame_span, rows_source
 from nsynth_live.host.engines.interface import Engine
 from nsynth_live.residual import add_source, in_phase
 
@@ -39,8 +40,8 @@ def voice_excitation(cfg: ModelConfig, pitch: Sequence[int] | np.ndarray, start:
             raise ValueError("a learned source's excitation takes one start sample for all voices (an int)")
         if amplitudes.ndim != 3 or amplitudes.shape[2] != cfg.source_harmonics:
             raise ValueError(f"amplitudes must be [V, F, {cfg.source_harmonics}], got {amplitudes.shape}")
-        return source_excitation(upsample_frames(amplitudes.transpose(0, 2, 1), n, cfg.hop, int(start)),
-                                 pitch, start, gain)
+        rows, ia, ib, w = frame_span(amplitudes, n, cfg.hop, int(start))
+        return rows_source(rows, ia, ib, w, free_phase(np.asarray(pitch, np.int64), n, int(start), SAMPLE_RATE), gain)[0]
     e = excitation(np.asarray(pitch, np.int64), n, cfg.excitation_harmonics, start=start, sample_rate=SAMPLE_RATE)
     if gain != 1.0:
         e *= np.float32(gain)
@@ -113,30 +114,6 @@ def note_audio(cfg: ModelConfig, classes: np.ndarray, amplitudes: np.ndarray | N
     if noise is not None:
         source += np.asarray(noise, np.float32)[:, : audio.shape[-1]]
     return add_source(audio, source)
-
-
-def lerp_rows(rows: np.ndarray, pos: np.ndarray, switch: np.ndarray, n: int, hop: int) -> np.ndarray:
-    """Per-sample amplitudes of a block from frame rows, as training interpolates them.
-
-    Before sample ``switch`` of the block a voice is ``pos`` samples into a frame whose
-    amplitudes go from ``rows[:, 0]`` (at its start) towards ``rows[:, 1]`` (the frame after it);
-    from ``switch`` on it is in the next frame, from ``rows[:, 2]`` towards ``rows[:, 3]``.
-
-    Args:
-        rows: float32 [V, 4, K].
-        pos: int [V] samples into the current frame at the block's start.
-        switch: int [V] block sample where the next frame starts (>= n: never).
-        n: samples; hop: samples per frame.
-
-    Returns:
-        float32 [V, K, n].
-    """
-    j = np.arange(n)[None, :]
-    before = j < switch[:, None]  # [V, n]
-    w = np.where(before, pos[:, None] + j, j - switch[:, None]).astype(np.float32) / np.float32(hop)
-    a = np.where(before[:, None], rows[:, 0, :, None], rows[:, 2, :, None])  # [V, K, n]
-    b = np.where(before[:, None], rows[:, 1, :, None], rows[:, 3, :, None])
-    return a * (1 - w[:, None]) + b * w[:, None]
 
 
 def render_frames(
