@@ -224,5 +224,12 @@ def load_model_from_checkpoint(checkpoint: str | Path, weights: str = "ema") -> 
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:
         raise UserError(f"{checkpoint}: {weights} weights do not fit config {cfg.name!r} ({str(err).splitlines()[0]})") from None
-    source = {"checkpoint": str(Path(checkpoint).resolve()), "step": int(ckpt.get("step", 0)), "weights": weights}
+    # Relative to the working directory where it lies inside it (a shipped export names
+    # training/RUN, not the machine it was made on).
+    where = Path(checkpoint).resolve()
+    try:
+        where = where.relative_to(Path.cwd().resolve())
+    except ValueError:
+        pass
+    source = {"checkpoint": str(where), "step": int(ckpt.get("step", 0)), "weights": weights}
     return model.eval(), source

@@ -9,7 +9,7 @@
 | CC123 all notes off | AllNotesOff (voices release) |
 | CC120 all sound off | Panic |
 | CC71 (GM2 "harmonic content") | ExcitationGain: pitch lock, 0..8 linearly (64 = 4) |
-| CC74 (GM2 "brightness") | Temperature: 0.05..2 exponentially (64 = 0.32) |
+| CC74 (GM2 "brightness") | Temperature: 0.02..2 exponentially (64 = 0.20) |
 | program change | SelectPreset(program): the bank's preset index |
 
 Other messages (clock, aftertouch, other CCs) are ignored; they are not errors.
@@ -25,7 +25,7 @@ from nsynth_live.host.osc_server import MAX_EXCITATION_GAIN, MAX_TEMPERATURE
 from nsynth_live.errors import UserError
 
 APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK", "auto": None}
-MIN_TEMPERATURE = 0.05  # CC74 at 0
+MIN_TEMPERATURE = 0.02  # CC74 at 0: below the shipped default's recommended 0.03, so the knob reaches it
 
 
 def backend(api: str = "auto") -> Any:

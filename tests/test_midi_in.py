@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import time
+from pathlib import Path
 
 import mido
 import pytest
@@ -26,13 +28,15 @@ def test_message_mapping():
     assert parse_midi(M("control_change", control=120, value=0)) == ev.Panic()
     assert parse_midi(M("program_change", program=5)) == ev.SelectPreset(5)
     assert parse_midi(M("clock")) is None and parse_midi(M("control_change", control=7, value=3)) is None
-    # The decoding knobs: pitch lock linear over 0..8, temperature exponential over 0.05..2.
+    # The decoding knobs: pitch lock linear over 0..8, temperature exponential over 0.02..2.
     assert parse_midi(M("control_change", control=71, value=0)) == ev.ExcitationGain(0.0)
     assert parse_midi(M("control_change", control=71, value=127)) == ev.ExcitationGain(8.0)
     assert parse_midi(M("control_change", control=71, value=56)).gain == pytest.approx(3.53, abs=0.01)
     temps = [parse_midi(M("control_change", control=74, value=v)).temperature for v in (0, 64, 127)]
-    assert temps == pytest.approx([0.05, 0.05 * 40 ** (64 / 127), 2.0])
-    assert 0.28 < temps[1] < 0.34  # the knob's centre is about the shipped model's 0.3
+    assert temps == pytest.approx([0.02, 0.02 * 100 ** (64 / 127), 2.0])
+    # The shipped model's recommended temperature lies inside the knob's range, near its low end.
+    model = Path(__file__).resolve().parents[1] / "presets" / "default" / "model" / "model.json"
+    assert temps[0] <= json.loads(model.read_text())["decoding"]["temperature"] < temps[1]
 
 
 def test_unknown_api_is_one_clear_error():

@@ -1,6 +1,6 @@
-/* A learned source's excitation per block (host/engines/source_native.py), in the fused engine's
- * build (fused_native.c includes this file): the same numbers as the numpy reference,
- * host/engines/offline.py's rows_source with no kernel (nsynth_live.excitation.unit_source on
+/* A learned source's excitation per block (host/engines/block_source.py calls it), in the fused
+ * engine's build (fused_native.c includes this file): the same numbers as the numpy reference,
+ * block_source.rows_source with kernel="numpy" (nsynth_live.excitation.unit_source on
  * amplitudes interpolated between frame rows), without its [V, K, n] temporaries, whose
  * allocation alone cost more than the arithmetic (2.7 ms a block of 8 voices on a Zen 3 core).
  *
