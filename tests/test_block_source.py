@@ -69,3 +69,27 @@ def test_rows_source_refuses_indices_outside_its_rows():
         rows_source(rows, ia, ib + rows.shape[1], w, free_phase(pitch, 16, 0))
     with pytest.raises(ValueError, match="kernel"):
         rows_source(rows, ia, ib, w, free_phase(pitch, 16, 0), kernel="fortran")
+
+
+def test_without_a_kernel_the_numpy_reference_plays_and_the_build_is_not_retried(monkeypatch):
+    import nsynth_live.host.engines.block_source as bs
+    import nsynth_live.host.engines.fused_native as fn
+
+    tries = []
+
+    def no_compiler():
+        tries.append(1)
+        raise fn.NativeUnavailable("no C compiler found")
+
+    monkeypatch.setattr(fn, "load", no_compiler)
+    monkeypatch.setattr(bs, "_native_lib", None)
+    monkeypatch.setattr(bs, "_native_failed", None)
+    amps, pitch = _notes(voices=3)
+    rows, ia, ib, w = frame_span(amps, 64, 512, 100)
+    phase = free_phase(pitch, 64, 100)
+    ref = rows_source(rows, ia, ib, w, phase, kernel="numpy")[0]
+    for _ in range(3):
+        np.testing.assert_array_equal(rows_source(rows, ia, ib, w, phase)[0], ref)
+    assert len(tries) == 1
+    with pytest.raises(NativeUnavailable, match="no C compiler"):
+        rows_source(rows, ia, ib, w, phase, kernel="native")

@@ -20,6 +20,7 @@ from nsynth_live.host import events as ev
 from nsynth_live.host.osc_server import build_message, parse_message
 
 PATCH = Path(__file__).resolve().parents[1] / "presets" / "patches" / "nsynth-live.maxpat"
+RECOMMENDED_T = json.loads((PATCH.parents[1] / "default" / "model" / "model.json").read_text())["decoding"]["temperature"]
 
 # the OSC table of docs/design.md: address -> (argument count, event). /nsynth/status is left out of the Max
 # patch: the host replies to the sending port, and udpsend cannot receive.
@@ -227,8 +228,9 @@ def test_message_boxes_send_design_messages(patch):
 
 
 def test_extension_boxes_send_the_recommended_settings(patch):
-    """One click sets the shipped model's recommended decoding (temperature 0.3, pitch lock 3.5),
-    another the neutral settings (1: the model's own distribution, the excitation as trained)."""
+    """One click sets the shipped model's recommended temperature (model.json's), another the
+    neutral settings (1: the model's own distribution, the excitation as trained), and one a
+    sine-excitation model's steadier pitch lock (3.5)."""
     model = MaxModel(patch)
     events = []
     for i in patch.ids("message"):
@@ -239,7 +241,7 @@ def test_extension_boxes_send_the_recommended_settings(patch):
             value = e.temperature if isinstance(e, ev.Temperature) else e.gain
             events.append((type(e).__name__, round(value, 6)))
     assert sorted(events) == [("ExcitationGain", 1.0), ("ExcitationGain", 3.5),
-                              ("Temperature", 0.3), ("Temperature", 1.0)]
+                              ("Temperature", RECOMMENDED_T), ("Temperature", 1.0)]
 
 
 @pytest.mark.parametrize("fx, fy", [(0, 0), (1, 0), (0, 1), (1, 1), (0.25, 0.75)])
@@ -258,7 +260,7 @@ def test_xy_pad_sends_xy_with_y_up(patch, fx, fy):
 # event's field.
 NUMBER_BOXES = {
     "/nsynth/gain": ((0, 2), 1.5, "gain"),
-    "/nsynth/temperature": ((0.05, 2), 0.5, "temperature"),  # > 0: the host rejects 0
+    "/nsynth/temperature": ((0.02, 2), 0.5, "temperature"),  # > 0: the host rejects 0
     "/nsynth/excitation_gain": ((0, 8), 3.5, "gain"),
 }
 

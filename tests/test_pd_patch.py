@@ -315,9 +315,9 @@ def test_receivers_send_the_design_messages(pd_exe, tmp_path):
             (("nsynth-x", 1), "/nsynth/xy", [1.0, 0.125]),  # the pad remembers y
             (("nsynth-gain", 1.5), "/nsynth/gain", [1.5]),
             # Extensions. A [clip] after each slider keeps to the host's ranges: temperature 0
-            # (which the host would reject) leaves as 0.05, an excitation gain of 10 as 8.
+            # (which the host would reject) leaves as 0.02, an excitation gain of 10 as 8.
             (("nsynth-temperature", 0.5), "/nsynth/temperature", [0.5]),
-            (("nsynth-temperature", 0), "/nsynth/temperature", [0.05]),
+            (("nsynth-temperature", 0), "/nsynth/temperature", [0.02]),
             (("nsynth-excitation_gain", 3.5), "/nsynth/excitation_gain", [3.5]),
             (("nsynth-excitation_gain", 10), "/nsynth/excitation_gain", [8.0]),
             (("nsynth-panic", "bang"), "/nsynth/panic", []),

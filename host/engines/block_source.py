@@ -6,7 +6,7 @@ divided by their norm (:func:`nsynth_live.excitation.unit_source`), and for a re
 the in-phase sum at its own level. In numpy that takes [V, K, n] temporaries whose allocation cost
 more than the arithmetic (2.7 ms a block of 8 voices on a Zen 3 core, a sixth of a 16 ms block);
 the fused engine's native build carries the same computation without them
-(host/engines/source_native.h, 0.1 ms). :func:`rows_source` runs that kernel where it is built
+(host/engines/source_native.h, 0.4-0.6 ms there). :func:`rows_source` runs that kernel where it is built
 and the numpy reference otherwise; the two agree to float32 rounding (tests/test_block_source.py).
 
 A block's interpolation is given as indices into a small table of rows per voice:
@@ -25,6 +25,7 @@ from nsynth_live.residual import in_phase
 
 KERNELS = ("auto", "native", "numpy")
 _native_failed: str | None = None  # why the native kernel cannot be used here (tried once per process)
+_native_lib = None  # the loaded kernel, once it loaded
 
 
 def frame_span(amplitudes: np.ndarray, n: int, hop: int, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -86,7 +87,7 @@ def rows_source(rows: np.ndarray, ia: np.ndarray, ib: np.ndarray, w: np.ndarray,
     Returns:
         (float32 [V, n, 2] the unit-level sum and quadrature times ``gain``, float32 [V, n] or None).
     """
-    global _native_failed
+    global _native_failed, _native_lib
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
     rows = np.ascontiguousarray(rows, np.float32)
@@ -94,22 +95,22 @@ def rows_source(rows: np.ndarray, ia: np.ndarray, ib: np.ndarray, w: np.ndarray,
     n = phase.shape[1]
     ia = np.ascontiguousarray(ia, np.int32)
     ib = np.ascontiguousarray(ib, np.int32)
+    w = np.ascontiguousarray(w, np.float32)
     if ia.shape != (nv, n) or ib.shape != (nv, n) or np.shape(w) != (nv, n) or phase.shape != (nv, n):
         raise ValueError(f"rows_source: ia, ib, w and phase must be [{nv}, {n}]")
     if nv and n and (min(ia.min(), ib.min()) < 0 or max(ia.max(), ib.max()) >= nrows):
         raise ValueError(f"rows_source: row indices outside 0..{nrows - 1}")
-    if kernel != "numpy" and _native_failed is None:
+    if kernel != "numpy" and _native_lib is None and _native_failed is None:
         from nsynth_live.host.engines.fused_native import NativeUnavailable, load
 
         try:
-            lib = load()
-        except NativeUnavailable as err:
+            _native_lib = load()
+        except (NativeUnavailable, OSError) as err:  # OSError: e.g. a cache folder it cannot write
             _native_failed = str(err)
             if kernel == "native":
-                raise
-        else:
-            return _native(lib, rows, ia, ib, np.ascontiguousarray(w, np.float32),
-                           np.ascontiguousarray(phase, np.float64), gain, with_level)
+                raise NativeUnavailable(_native_failed) from err
+    if kernel != "numpy" and _native_lib is not None:
+        return _native(_native_lib, rows, ia, ib, w, np.ascontiguousarray(phase, np.float64), gain, with_level)
     if kernel == "native":
         from nsynth_live.host.engines.fused_native import NativeUnavailable
 

@@ -12,6 +12,8 @@
 
 #include <math.h>
 
+#pragma STDC FP_CONTRACT OFF /* clang's way; GCC's is the optimize attribute below */
+
 #define SRC_LANES 8 /* samples whose recurrences run side by side: each is a serial chain */
 
 __attribute__((optimize("fp-contract=off")))

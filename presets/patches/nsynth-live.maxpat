@@ -552,7 +552,7 @@
       330.0,
       34.0
      ],
-     "text": "temperature 0.05..2 (an nsynth-live extension, not in the design's OSC table): about 0.3 suits the shipped model, higher = noisier"
+     "text": "temperature 0.02..2 (an nsynth-live extension, not in the design's OSC table): 0.03 suits the shipped model, higher = noisier"
     }
    },
    {
@@ -570,7 +570,7 @@
       160.0,
       22.0
      ],
-     "text": "/nsynth/temperature 0.3"
+     "text": "/nsynth/temperature 0.03"
     }
    },
    {
@@ -607,7 +607,7 @@
       60.0,
       22.0
      ],
-     "minimum": 0.05,
+     "minimum": 0.02,
      "maximum": 2.0,
      "format": 6
     }
@@ -642,7 +642,7 @@
       330.0,
       48.0
      ],
-     "text": "pitch lock: excitation gain 0..8 (an nsynth-live extension, not in the design's OSC table): about 3.5 suits the shipped model, 1 = as trained, higher = steadier pitch but plainer timbre"
+     "text": "pitch lock: excitation gain 0..8 (an nsynth-live extension, not in the design's OSC table): 1 = as trained, which suits the shipped model; higher = steadier pitch but plainer timbre (3.5 for a sine-excitation model, live-sine)"
     }
    },
    {
