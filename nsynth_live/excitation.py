@@ -170,6 +170,25 @@ def free_phase(pitch: Any, n: int, start: Any = 0, sample_rate: int = 16000) -> 
     return np.remainder(f0[:, None] * t / sample_rate, 1.0) * (2 * math.pi)
 
 
+def frame_weights(n: int, hop: int, start: int, frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where samples ``start .. start + n - 1`` lie between frame starts (:func:`upsample_frames`'
+    rule, also the live host's block source, :mod:`nsynth_live.host.engines.block_source`).
+
+    Args:
+        n: samples; hop: samples per frame; start: first sample since note-on; frames: F.
+
+    Returns:
+        (f, g int [n]: the frames each sample lies between, the last one held; w float32 [n]:
+        the weight of ``g``, 0 from the last frame on).
+    """
+    t = np.arange(start, start + n)
+    f = np.minimum(t // hop, frames - 1)
+    g = np.minimum(f + 1, frames - 1)
+    w = ((t % hop) / hop).astype(np.float32)
+    w[t // hop >= frames - 1] = 0.0
+    return f, g, w
+
+
 def upsample_frames(frames: Any, n: int, hop: int, start: Any = 0) -> Any:
     """Frame-rate controls to sample rate by linear interpolation between frame starts.
 
@@ -185,12 +204,7 @@ def upsample_frames(frames: Any, n: int, hop: int, start: Any = 0) -> Any:
     Returns:
         [B, K, n] in ``frames``' dtype.
     """
-    nf = frames.shape[-1]
-    t = np.arange(start, start + n)
-    f = np.minimum(t // hop, nf - 1)
-    g = np.minimum(f + 1, nf - 1)
-    w = ((t % hop) / hop).astype(np.float32)
-    w[t // hop >= nf - 1] = 0.0
+    f, g, w = frame_weights(n, hop, start, frames.shape[-1])
     if type(frames).__module__.startswith("torch"):
         import torch
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsynth_live.excitation import unit_source
+from nsynth_live.excitation import frame_weights, unit_source
 from nsynth_live.residual import in_phase
 
 KERNELS = ("auto", "native", "numpy")
@@ -39,12 +39,7 @@ def frame_span(amplitudes: np.ndarray, n: int, hop: int, start: int) -> tuple[np
     Returns:
         (rows float32 [V, S, K]: the S frames the block touches, ia and ib int32 [V, n], w float32 [V, n]).
     """
-    nf = amplitudes.shape[1]
-    t = np.arange(start, start + n)
-    f = np.minimum(t // hop, nf - 1)
-    g = np.minimum(f + 1, nf - 1)
-    w = ((t % hop) / hop).astype(np.float32)
-    w[t // hop >= nf - 1] = 0.0
+    f, g, w = frame_weights(n, hop, start, amplitudes.shape[1])
     lo, hi = (int(f[0]), int(g[-1]) + 1) if n else (0, 1)
     rows = np.ascontiguousarray(amplitudes[:, lo:hi], np.float32)
     nv = amplitudes.shape[0]
@@ -117,7 +112,21 @@ def rows_source(rows: np.ndarray, ia: np.ndarray, ib: np.ndarray, w: np.ndarray,
         raise NativeUnavailable(_native_failed)
     v = np.arange(nv)[:, None]
     amps = rows[v, ia] * (1 - w[..., None]) + rows[v, ib] * w[..., None]  # [V, n, K]
-    unit, sums = unit_source(np.ascontiguousarray(amps.transpose(0, 2, 1)), phase)
+    return amps_source(np.ascontiguousarray(amps.transpose(0, 2, 1)), phase, gain, with_level)
+
+
+def amps_source(amps: np.ndarray, phase: np.ndarray, gain: float = 1.0,
+                with_level: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """The numpy definition from per-sample amplitudes: :func:`nsynth_live.excitation.unit_source`
+    times ``gain`` in the engines' layout, and the in-phase sum at its level.
+
+    Args:
+        amps: float32 [V, K, n]; phase: float64 [V, n]; gain, with_level: as :func:`rows_source`.
+
+    Returns:
+        (float32 [V, n, 2], float32 [V, n] or None).
+    """
+    unit, sums = unit_source(np.asarray(amps, np.float32), phase)
     if gain != 1.0:
         unit *= np.float32(gain)
     level = np.ascontiguousarray(in_phase(sums), np.float32) if with_level else None

@@ -9,10 +9,10 @@ import numpy as np
 
 from nsynth_live import SAMPLE_RATE, mulaw, sampling
 from nsynth_live.configs import N_CLASSES, ModelConfig
-from nsynth_live.excitation import excitation, free_phase, unit_source, upsample_frames
-from nsynth_live.host.engines.block_source import frame_span, rows_source
+from nsynth_live.excitation import excitation, free_phase, upsample_frames
+from nsynth_live.host.engines.block_source import amps_source, frame_span, rows_source
 from nsynth_live.host.engines.interface import Engine
-from nsynth_live.residual import add_source, in_phase
+from nsynth_live.residual import add_source
 
 
 def voice_excitation(cfg: ModelConfig, pitch: Sequence[int] | np.ndarray, start: Any, n: int,
@@ -68,11 +68,8 @@ def source_excitation(amps: np.ndarray, pitch: Sequence[int] | np.ndarray, start
     """
     if phase is None:
         phase = free_phase(np.asarray(pitch, np.int64), amps.shape[2], start, SAMPLE_RATE)
-    unit, sums = unit_source(np.asarray(amps, np.float32), phase)
-    if gain != 1.0:
-        unit *= np.float32(gain)
-    exc = np.ascontiguousarray(unit.transpose(0, 2, 1))
-    return (exc, np.ascontiguousarray(in_phase(sums), dtype=np.float32)) if with_level else exc
+    exc, level = amps_source(amps, phase, gain, with_level)
+    return (exc, level) if with_level else exc
 
 
 def source_level(cfg: ModelConfig, amplitudes: np.ndarray, pitch: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
